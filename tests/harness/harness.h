@@ -1,0 +1,71 @@
+/*
+ * Integration-test harness. Tests talk to real services: the Mosquitto and
+ * PostgreSQL that `./dmt test` starts (their addresses come from the
+ * environment), plus private brokers and agent processes a test spawns and
+ * kills itself. A test with no services configured exits 77 (ctest: skipped),
+ * which the summary shows, so a misconfigured run cannot pass silently.
+ */
+#ifndef DMT_TEST_HARNESS_H
+#define DMT_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define DMT_TEST_SKIP 77
+
+/* Value of an environment variable a test needs; exits 77 when unset. */
+const char *dmt_test_need_env(const char *name);
+
+/* MQTT URL of the shared test broker (DMT_TEST_MQTT_URL). */
+const char *dmt_test_mqtt_url(void);
+
+/*
+ * Creates a fresh, empty database on the shared test cluster (DMT_TEST_PG_DSN
+ * names the maintenance database) and returns a malloc'd DSN for it. Every
+ * test gets its own database so tests never see each other's rows.
+ */
+char *dmt_test_pg_create_db(const char *prefix);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int dmt_test_free_port(void);
+
+/* A fresh directory under the build tree's test scratch area (malloc'd). */
+char *dmt_test_tmpdir(const char *prefix);
+
+/* Path of a built binary, e.g. dmt_test_bin("agents/cira/dmt-cira"). Static buffer. */
+const char *dmt_test_bin(const char *relpath);
+
+/*
+ * Starts argv[0] with extra environment entries ("K=V", NULL-terminated; may
+ * be NULL) appended to the current environment, stdout+stderr to logfile (or
+ * inherited if NULL). Returns the pid or -1.
+ */
+pid_t dmt_test_spawn(char *const argv[], char *const extra_env[], const char *logfile);
+
+/* Sends sig and waits up to timeout_ms; escalates to SIGKILL. Returns exit status or -1. */
+int dmt_test_stop(pid_t pid, int sig, int timeout_ms);
+
+/* True if the process is still running (not reaped). */
+bool dmt_test_alive(pid_t pid);
+
+/* Polls cond every 20 ms until it returns true or timeout_ms passes. */
+bool dmt_test_wait_until(bool (*cond)(void *arg), void *arg, int timeout_ms);
+
+/* Waits until something accepts TCP connections on 127.0.0.1:port. */
+bool dmt_test_wait_port(int port, int timeout_ms);
+
+/* A private Mosquitto for tests that stop and restart the broker. */
+struct dmt_test_broker {
+  pid_t pid;
+  int port;
+  char conf[512];
+  char log[512];
+};
+int dmt_test_broker_start(struct dmt_test_broker *b, int port /* 0 = pick one */);
+void dmt_test_broker_stop(struct dmt_test_broker *b);
+
+/* Monotonic milliseconds. */
+uint64_t dmt_test_now_ms(void);
+
+#endif
