@@ -1,0 +1,23 @@
+# Generates a C file holding every schemas/sql/NNNN_name.sql as a string, so
+# the migration runner needs no files at run time. Invoked as a script:
+#   cmake -DSQL_DIR=... -DOUT=... -P EmbedMigrations.cmake
+file(GLOB sql_files "${SQL_DIR}/[0-9][0-9][0-9][0-9]_*.sql")
+list(SORT sql_files)
+set(body "/* Generated from schemas/sql by cmake/EmbedMigrations.cmake. Do not edit. */\n#include \"dmt/pg.h\"\n\n")
+set(table "const struct dmt_migration dmt_migrations[] = {\n")
+set(count 0)
+foreach(f ${sql_files})
+  get_filename_component(base ${f} NAME_WE)
+  string(REGEX MATCH "^([0-9]+)_(.*)$" _ ${base})
+  set(version ${CMAKE_MATCH_1})
+  set(name ${CMAKE_MATCH_2})
+  math(EXPR version_num "${version}")
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const char sql_${version}[] = {${bytes}0};\n")
+  string(APPEND table "  {${version_num}, \"${name}\", sql_${version}},\n")
+  math(EXPR count "${count} + 1")
+endforeach()
+string(APPEND table "};\nconst size_t dmt_migrations_count = ${count};\n")
+file(WRITE ${OUT}.tmp "${body}\n${table}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)
