@@ -69,6 +69,22 @@ char *dmt_test_pg_create_db(const char *prefix) {
   return dsn;
 }
 
+static int pg_ctl(const char *action) {
+  const char *bin = dmt_test_need_env("DMT_TEST_PG_BIN");
+  const char *data = dmt_test_need_env("DMT_TEST_PGDATA");
+  char cmd[1024];
+  /* PostgreSQL refuses root; ./dmt runs it as the postgres account in that case. */
+  char opts[600];
+  if (!strcmp(action, "stop")) snprintf(opts, sizeof opts, "-m fast");
+  else snprintf(opts, sizeof opts, "-l '%s/../postgres.log'", data);
+  snprintf(cmd, sizeof cmd, "%s%s/pg_ctl -D '%s' -w -t 60 %s %s >/dev/null 2>&1",
+           geteuid() == 0 ? "runuser -u postgres -- " : "", bin, data, opts, action);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+int dmt_test_pg_stop(void) { return pg_ctl("stop"); }
+int dmt_test_pg_start(void) { return pg_ctl("start"); }
+
 int dmt_test_free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

@@ -27,6 +27,14 @@ const char *dmt_test_mqtt_url(void);
  */
 char *dmt_test_pg_create_db(const char *prefix);
 
+/*
+ * Stops / starts the shared test PostgreSQL (DMT_TEST_PG_BIN, DMT_TEST_PGDATA)
+ * for fault tests. Only integration tests, which never run concurrently, may
+ * use these. Return 0 on success.
+ */
+int dmt_test_pg_stop(void);
+int dmt_test_pg_start(void);
+
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int dmt_test_free_port(void);
 
