@@ -29,7 +29,7 @@ const char *dmt_log_level_name(enum dmt_log_level lvl);
 void dmt_log_write(const struct dmt_log *lg, enum dmt_log_level lvl, const char *event,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void dmt_log_vwrite(const struct dmt_log *lg, enum dmt_log_level lvl, const char *event,
-                    const char *fmt, va_list ap);
+                    const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 
 /*
  * Copies `in` into `out` as a log-safe value: bare if it is made of
