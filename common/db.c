@@ -207,11 +207,12 @@ void dmt_db_free(struct dmt_db *db, int drain_ms) {
     }
   }
   db->stopping = true;
-  /* Whatever is still queued is dropped: workers exit once the queue is empty. */
+  /* Whatever is still queued is dropped (its completion sees CONN_LOST); workers exit once idle. */
   struct job *j = db->head;
   db->head = db->tail = NULL;
   while (j) {
     struct job *next = j->next;
+    if (j->done) j->done(j->arg, DMT_PG_CONN_LOST);
     free(j);
     db->queued--;
     j = next;

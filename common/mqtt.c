@@ -416,6 +416,25 @@ void dmt_mqtt_free(struct dmt_mqtt *m) {
 
 bool dmt_mqtt_is_connected(struct dmt_mqtt *m) { return atomic_load(&m->connected); }
 
+size_t dmt_mqtt_pending(struct dmt_mqtt *m) {
+  MQTTAsync_token *tokens = NULL;
+  if (MQTTAsync_getPendingTokens(m->client, &tokens) != MQTTASYNC_SUCCESS || !tokens) return 0;
+  size_t n = 0;
+  while (tokens[n] != -1) n++;
+  MQTTAsync_free(tokens);
+  return n;
+}
+
+size_t dmt_mqtt_drain(struct dmt_mqtt *m, int timeout_ms) {
+  size_t left = dmt_mqtt_pending(m);
+  for (int waited = 0; left > 0 && waited < timeout_ms; waited += 10) {
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+    left = dmt_mqtt_pending(m);
+  }
+  return left;
+}
+
 size_t dmt_mqtt_subscription_count(struct dmt_mqtt *m) {
   pthread_mutex_lock(&m->mu);
   size_t n = m->subs.len;

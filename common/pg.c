@@ -33,13 +33,15 @@ int dmt_pg_exec_state(PGconn *c, const char *sql, int nparams, const char *const
     else PQclear(r);
     return DMT_PG_OK;
   }
-  const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-  if (sqlstate && state) snprintf(sqlstate, 6, "%s", state);
+  char state[6] = "";
+  const char *field = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+  if (field) snprintf(state, sizeof state, "%s", field);
+  if (sqlstate) memcpy(sqlstate, state, sizeof state);
   snprintf(err, errlen, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(c));
   err[strcspn(err, "\n")] = '\0';
   PQclear(r);
   /* Class 08 = connection exception; 57P01..03 = admin shutdown / crash / cannot connect now. */
-  if (PQstatus(c) != CONNECTION_OK || (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P", 3))))
+  if (PQstatus(c) != CONNECTION_OK || !strncmp(state, "08", 2) || !strncmp(state, "57P", 3))
     return DMT_PG_CONN_LOST;
   return DMT_PG_ERROR;
 }

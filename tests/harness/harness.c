@@ -192,7 +192,7 @@ int dmt_test_broker_start(struct dmt_test_broker *b, int port) {
     return -1;
   }
   fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
-             "persistence_location %s/\nmax_queued_messages 100000\n", b->port, dir);
+             "persistence_location %s/\nmax_queued_messages 100000\nmax_inflight_messages 1000\n", b->port, dir);
   fclose(f);
   free(dir);
   const char *bin = getenv("DMT_TEST_MOSQUITTO_BIN");
@@ -205,4 +205,315 @@ int dmt_test_broker_start(struct dmt_test_broker *b, int port) {
 void dmt_test_broker_stop(struct dmt_test_broker *b) {
   if (b->pid > 0) dmt_test_stop(b->pid, SIGTERM, 5000);
   b->pid = 0;
+}
+
+#include <openssl/rand.h>
+#include <sys/un.h>
+
+#include "dmt/pg.h"
+#include "dmt/secrets.h"
+
+const char *dmt_test_secrets_key(void) {
+  static char hex[65];
+  unsigned char k[32];
+  RAND_bytes(k, sizeof k);
+  for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", k[i]);
+  return hex;
+}
+
+static void random_password(char *out, size_t n) {
+  static const char alphabet[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+  unsigned char r[64];
+  RAND_bytes(r, sizeof r);
+  for (size_t i = 0; i + 1 < n && i < sizeof r; i++) out[i] = alphabet[r[i] % (sizeof alphabet - 1)];
+  out[n - 1] = '\0';
+}
+
+struct dmt_test_device *dmt_test_provision(const char *dsn, const char *key, const char *tenant,
+                                           const char *guid_prefix, size_t n) {
+  char err[512];
+  PGconn *c = dmt_pg_connect(dsn, err, sizeof err);
+  if (!c || dmt_pg_migrate(c, NULL, err, sizeof err) < 0) {
+    fprintf(stderr, "provision: %s\n", err);
+    if (c) PQfinish(c);
+    return NULL;
+  }
+  struct dmt_secrets_config sc = {.backend = "embedded", .key = key, .key_id = "test"};
+  struct dmt_secrets *s = dmt_secrets_open(&sc, err, sizeof err);
+  struct dmt_test_device *d = calloc(n, sizeof *d);
+  PQclear(PQexec(c, "BEGIN"));
+  for (size_t i = 0; s && d && i < n; i++) {
+    snprintf(d[i].guid, sizeof d[i].guid, "%.24s%012zx", guid_prefix, i & 0xffffffffffffu);
+    snprintf(d[i].tenant, sizeof d[i].tenant, "%s", tenant);
+    snprintf(d[i].mps_user, sizeof d[i].mps_user, "cirauser%zu", i % 7);
+    random_password(d[i].mps_password, 17);
+    snprintf(d[i].amt_password, sizeof d[i].amt_password, "Amt@Passw0rd%zu", i % 5);
+    const char *p[] = {d[i].guid, tenant, d[i].mps_user};
+    if (dmt_pg_exec(c, "INSERT INTO dmt.devices (guid, tenant_id, mps_username, hostname, tags, device_info) "
+                       "VALUES ($1::uuid, $2, $3, 'host-' || left($1::text, 8), ARRAY['sim','lab1'], "
+                       "'{\"fwVersion\":\"16.1.27\",\"currentMode\":\"acm\"}')",
+                    3, p, NULL, err, sizeof err) != DMT_PG_OK) {
+      fprintf(stderr, "provision: %s\n", err);
+      free(d);
+      d = NULL;
+      break;
+    }
+    json_t *secret = json_pack("{s:s, s:s, s:s}", "MPS_PASSWORD", d[i].mps_password, "AMT_PASSWORD",
+                               d[i].amt_password, "MEBX_PASSWORD", "Mebx@Passw0rd");
+    char path[64];
+    snprintf(path, sizeof path, "devices/%s", d[i].guid);
+    dmt_secrets_put(s, c, tenant, path, secret, err, sizeof err);
+    json_decref(secret);
+  }
+  PQclear(PQexec(c, "COMMIT"));
+  dmt_secrets_close(s);
+  PQfinish(c);
+  return d;
+}
+
+int dmt_test_write_fleet(const char *path, const struct dmt_test_device *d, size_t n, const char *host, int port) {
+  FILE *f = fopen(path, "w");
+  if (!f) return -1;
+  fprintf(f, "{\"mps\":{\"host\":\"%s\",\"port\":%d},\"devices\":[\n", host, port);
+  for (size_t i = 0; i < n; i++)
+    fprintf(f, "%s{\"guid\":\"%s\",\"mps_username\":\"%s\",\"mps_password\":\"%s\",\"amt_password\":\"%s\"}\n",
+            i ? "," : "", d[i].guid, d[i].mps_user, d[i].mps_password, d[i].amt_password);
+  fprintf(f, "]}\n");
+  return fclose(f);
+}
+
+const char *dmt_test_sim_control(const char *socket_path, const char *command) {
+  static char reply[8192];
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", socket_path);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    if (fd >= 0) close(fd);
+    return NULL;
+  }
+  char line[512];
+  snprintf(line, sizeof line, "%s\n", command);
+  if (write(fd, line, strlen(line)) < 0) {
+    close(fd);
+    return NULL;
+  }
+  size_t n = 0;
+  while (n < sizeof reply - 1) {
+    ssize_t r = read(fd, reply + n, sizeof reply - 1 - n);
+    if (r <= 0) break;
+    n += (size_t)r;
+    reply[n] = '\0';
+    if (reply[n - 1] != '\n') continue;
+    /* Done once the last complete line is the verdict. */
+    char *last = reply + n - 1;
+    while (last > reply && last[-1] != '\n') last--;
+    if (!strncmp(last, "ok", 2) || !strncmp(last, "error", 5)) break;
+  }
+  close(fd);
+  reply[n] = '\0';
+  return reply;
+}
+
+long dmt_test_pg_count(const char *dsn, const char *sql) {
+  char err[256];
+  PGconn *c = dmt_pg_connect(dsn, err, sizeof err);
+  if (!c) return -1;
+  PGresult *r;
+  long v = -1;
+  if (dmt_pg_exec(c, sql, 0, NULL, &r, err, sizeof err) == DMT_PG_OK) {
+    if (PQntuples(r) > 0) v = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
+  }
+  PQfinish(c);
+  return v;
+}
+
+#include "dmt/mptree.h"
+#include "dmt/mqtt.h"
+#include "dmt/payloads.h"
+#include "dmt/strmap.h"
+#include "dmt/workq.h"
+
+struct dmt_test_mqtt {
+  struct dmt_mqtt *c;
+  struct dmt_workq q;
+  bool up;
+  struct dmt_strmap states; /* guid -> (intptr_t) (connected + 1) | power << 8 */
+  struct dmt_strmap suffixes; /* topic -> count */
+  char client_id[64];
+  /* the pending request */
+  char corr[32];
+  bool replied;
+  int code;
+  char *error;
+  json_t *result;
+};
+
+static void test_on_message(void *ud, const struct dmt_mqtt_msg *msg) {
+  struct dmt_test_mqtt *m = ud;
+  intptr_t n = (intptr_t)dmt_strmap_get(&m->suffixes, msg->topic);
+  dmt_strmap_put(&m->suffixes, msg->topic, (void *)(n + 1), NULL);
+  const char *st = strstr(msg->topic, "/state");
+  if (st && !st[6] && msg->len) {
+    struct dmt_device_state s;
+    char err[128];
+    if (dmt_device_state_decode(msg->payload, msg->len, &s, err, sizeof err) == 0) {
+      dmt_strmap_put(&m->states, s.guid, (void *)(intptr_t)((s.connected ? 2 : 1) | (s.power_state << 8)), NULL);
+      dmt_device_state_free(&s);
+    }
+  }
+  if (msg->correlation && msg->correlation_len == strlen(m->corr) && !memcmp(msg->correlation, m->corr, msg->correlation_len)) {
+    struct dmt_command_reply r;
+    char err[128];
+    if (dmt_command_reply_decode(msg->payload, msg->len, &r, err, sizeof err) == 0) {
+      m->replied = true;
+      m->code = (int)r.code;
+      free(m->error);
+      m->error = r.error ? strdup(r.error) : NULL;
+      json_decref(m->result);
+      m->result = r.result ? dmt_mp_buf_to_json(r.result, r.result_len) : NULL;
+      dmt_command_reply_free(&r);
+    }
+  }
+}
+
+static void test_on_conn(void *ud, bool up) { ((struct dmt_test_mqtt *)ud)->up = up; }
+
+struct dmt_test_mqtt *dmt_test_mqtt_open(const char *url, const char *client_id) {
+  struct dmt_test_mqtt *m = calloc(1, sizeof *m);
+  dmt_workq_init(&m->q, NULL, NULL);
+  dmt_strmap_init(&m->states);
+  dmt_strmap_init(&m->suffixes);
+  snprintf(m->client_id, sizeof m->client_id, "%s", client_id);
+  struct dmt_mqtt_opts o = {.url = url, .client_id = client_id, .owner = &m->q, .on_message = test_on_message,
+                            .on_connection = test_on_conn, .ud = m};
+  char err[256];
+  m->c = dmt_mqtt_new(&o, err, sizeof err);
+  if (!m->c) {
+    free(m);
+    return NULL;
+  }
+  dmt_mqtt_start(m->c);
+  char reply[128];
+  snprintf(reply, sizeof reply, "dmt/v1/+/replies/%s/#", client_id);
+  dmt_mqtt_subscribe(m->c, reply, 1);
+  for (int i = 0; i < 500 && !m->up; i++) {
+    dmt_workq_run(&m->q);
+    usleep(10000);
+  }
+  return m;
+}
+
+void dmt_test_mqtt_close(struct dmt_test_mqtt *m) {
+  if (!m) return;
+  dmt_mqtt_free(m->c);
+  dmt_workq_run(&m->q);
+  dmt_workq_destroy(&m->q);
+  dmt_strmap_free(&m->states);
+  dmt_strmap_free(&m->suffixes);
+  free(m->error);
+  json_decref(m->result);
+  free(m);
+}
+
+void dmt_test_mqtt_subscribe(struct dmt_test_mqtt *m, const char *filter) {
+  dmt_mqtt_subscribe(m->c, filter, 1);
+  usleep(100000);
+}
+
+void dmt_test_mqtt_pump(struct dmt_test_mqtt *m) { dmt_workq_run(&m->q); }
+
+bool dmt_test_mqtt_connected(struct dmt_test_mqtt *m) { return m->up; }
+
+struct state_count {
+  size_t connected, disconnected;
+};
+
+static void count_state(const char *k, void *v, void *ud) {
+  struct state_count *sc = ud;
+  if (((intptr_t)v & 0xff) == 2) sc->connected++;
+  else sc->disconnected++;
+}
+
+void dmt_test_mqtt_states(struct dmt_test_mqtt *m, size_t *connected, size_t *disconnected) {
+  dmt_workq_run(&m->q);
+  struct state_count sc = {0, 0};
+  dmt_strmap_foreach(&m->states, count_state, &sc);
+  *connected = sc.connected;
+  *disconnected = sc.disconnected;
+}
+
+int dmt_test_mqtt_state_of(struct dmt_test_mqtt *m, const char *guid, int *power) {
+  dmt_workq_run(&m->q);
+  intptr_t v = (intptr_t)dmt_strmap_get(&m->states, guid);
+  if (!v) return -1;
+  if (power) *power = (int)(v >> 8);
+  return (v & 0xff) == 2;
+}
+
+struct suffix_count {
+  const char *suffix;
+  size_t n;
+};
+
+static void count_suffix(const char *topic, void *v, void *ud) {
+  struct suffix_count *sc = ud;
+  size_t tl = strlen(topic), sl = strlen(sc->suffix);
+  if (tl >= sl && !strcmp(topic + tl - sl, sc->suffix)) sc->n += (size_t)(intptr_t)v;
+}
+
+size_t dmt_test_mqtt_count_suffix(struct dmt_test_mqtt *m, const char *suffix) {
+  dmt_workq_run(&m->q);
+  struct suffix_count sc = {suffix, 0};
+  dmt_strmap_foreach(&m->suffixes, count_suffix, &sc);
+  return sc.n;
+}
+
+int dmt_test_command(struct dmt_test_mqtt *m, const char *tenant, const char *guid, const char *verb,
+                     const char *args_json, int timeout_ms, char **error, json_t **result) {
+  static unsigned seq;
+  snprintf(m->corr, sizeof m->corr, "c-%d-%u", (int)getpid(), ++seq);
+  m->replied = false;
+  msgpack_sbuffer args;
+  msgpack_sbuffer_init(&args);
+  if (args_json) {
+    json_t *j = json_loads(args_json, 0, NULL);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &args, msgpack_sbuffer_write);
+    dmt_json_to_mp(j, &pk);
+    json_decref(j);
+  }
+  struct dmt_command_request req = {.verb = (char *)verb,
+                                    .present = DMT_COMMAND_REQUEST_DEADLINE_MS};
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  req.deadline_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + timeout_ms;
+  if (args.size) {
+    req.args = (uint8_t *)args.data;
+    req.args_len = args.size;
+  }
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  char err[128], topic[256], reply[160];
+  dmt_command_request_encode(&req, &sb, err, sizeof err);
+  snprintf(topic, sizeof topic, "dmt/v1/%s/devices/%s/cmd/%s", *tenant ? tenant : "_default", guid, verb);
+  snprintf(reply, sizeof reply, "dmt/v1/%s/replies/%s/r", *tenant ? tenant : "_default", m->client_id);
+  struct dmt_mqtt_publish p = {.topic = topic, .payload = sb.data, .len = sb.size, .qos = 1, .response_topic = reply,
+                               .correlation = m->corr, .correlation_len = strlen(m->corr),
+                               .expiry_s = (uint32_t)(timeout_ms / 1000 + 1)};
+  dmt_mqtt_publish(m->c, &p);
+  msgpack_sbuffer_destroy(&sb);
+  msgpack_sbuffer_destroy(&args);
+  uint64_t deadline = dmt_test_now_ms() + (uint64_t)timeout_ms + 2000;
+  while (!m->replied && dmt_test_now_ms() < deadline) {
+    dmt_workq_run(&m->q);
+    usleep(5000);
+  }
+  if (!m->replied) return -1;
+  if (error) *error = m->error ? strdup(m->error) : NULL;
+  if (result) {
+    *result = m->result;
+    m->result = NULL;
+  }
+  return m->code;
 }

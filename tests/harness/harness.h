@@ -77,3 +77,60 @@ void dmt_test_broker_stop(struct dmt_test_broker *b);
 uint64_t dmt_test_now_ms(void);
 
 #endif
+
+/* ---- fleet fixtures: devices provisioned for the terminator and matching simulator fleets ---- */
+
+struct dmt_test_device {
+  char guid[37];
+  char tenant[65];
+  char mps_user[32];
+  char mps_password[40];
+  char amt_password[40];
+};
+
+/* A random AES-256 key as 64 hex digits (static buffer). */
+const char *dmt_test_secrets_key(void);
+
+/*
+ * Provisions n devices in the database at dsn (rows in dmt.devices, secrets
+ * devices/<guid> with random per-device passwords, as the RPS agent would)
+ * with GUIDs prefix + index. Returns a malloc'd array.
+ */
+struct dmt_test_device *dmt_test_provision(const char *dsn, const char *key, const char *tenant,
+                                           const char *guid_prefix, size_t n);
+
+/* Writes a dmt-sim fleet file for devices[0..n) pointing at host:port; returns 0. */
+int dmt_test_write_fleet(const char *path, const struct dmt_test_device *d, size_t n, const char *host, int port);
+
+/* Sends one line to a dmt-sim control socket and returns the first reply line (static buffer) or NULL. */
+const char *dmt_test_sim_control(const char *socket_path, const char *command);
+
+/* Runs a SQL query returning one integer (first column of the first row), or -1. */
+long dmt_test_pg_count(const char *dsn, const char *sql);
+
+/* ---- an MQTT observer/requester for tests (drained on the test thread) ---- */
+
+#include <jansson.h>
+
+struct dmt_test_mqtt;
+
+struct dmt_test_mqtt *dmt_test_mqtt_open(const char *url, const char *client_id);
+void dmt_test_mqtt_close(struct dmt_test_mqtt *m);
+void dmt_test_mqtt_subscribe(struct dmt_test_mqtt *m, const char *filter);
+/* Processes what arrived so far. */
+void dmt_test_mqtt_pump(struct dmt_test_mqtt *m);
+bool dmt_test_mqtt_connected(struct dmt_test_mqtt *m);
+/* Latest device_state per device seen so far: counts of connected / disconnected devices. */
+void dmt_test_mqtt_states(struct dmt_test_mqtt *m, size_t *connected, size_t *disconnected);
+/* Latest state of one device: 1 connected, 0 disconnected, -1 unknown; power state into *power if non-NULL. */
+int dmt_test_mqtt_state_of(struct dmt_test_mqtt *m, const char *guid, int *power);
+/* Messages whose topic ends with suffix (e.g. "/events/auth_failure"). */
+size_t dmt_test_mqtt_count_suffix(struct dmt_test_mqtt *m, const char *suffix);
+
+/*
+ * Publishes devices/<guid>/cmd/<verb> with args (JSON text or NULL) and a
+ * deadline, waits for the reply; returns the reply's code, or -1 on timeout.
+ * *error / *result (may be NULL) receive the error string and the result as JSON (caller frees).
+ */
+int dmt_test_command(struct dmt_test_mqtt *m, const char *tenant, const char *guid, const char *verb,
+                     const char *args_json, int timeout_ms, char **error, json_t **result);

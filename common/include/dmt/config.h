@@ -71,6 +71,12 @@ int dmt_config_from_args(struct dmt_config *c, int argc, char **argv, char *err,
   {"mqtt.key_file", "DMT_MQTT_KEY_FILE", NULL, NULL, "client key (ssl://)", DMT_CFG_SECRET},      \
   {"db.dsn", "DMT_DB_DSN", NULL, "host=127.0.0.1 port=5432 dbname=dmt",                          \
    "PostgreSQL connection string (libpq keyword/value or URI)", DMT_CFG_SECRET},                 \
-  {"db.migrate", "DMT_DB_MIGRATE", NULL, "true", "apply schemas/sql migrations at start", 0}
+  {"db.migrate", "DMT_DB_MIGRATE", NULL, "true", "apply schemas/sql migrations at start", 0},            \
+  {"secrets.backend", "DMT_SECRETS_BACKEND", NULL, "embedded", "embedded or vault", 0},                  \
+  {"secrets.key", "DMT_SECRETS_KEY", NULL, NULL,                                                       \
+   "AES-256 key of the embedded store (64 hex digits or base64)", DMT_CFG_SECRET},                     \
+  {"secrets.key_id", "DMT_SECRETS_KEY_ID", NULL, "k1", "id of secrets.key (stored with each secret)", 0}, \
+  {"secrets.old_keys", "DMT_SECRETS_OLD_KEYS", NULL, NULL,                                             \
+   "previous keys still readable during rotation: id:key,id:key", DMT_CFG_SECRET}
 
 #endif

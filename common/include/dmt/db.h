@@ -36,7 +36,7 @@ struct dmt_db_opts {
 
 struct dmt_db *dmt_db_new(const struct dmt_db_opts *opts, char *err, size_t errlen);
 int dmt_db_start(struct dmt_db *db);
-/* Waits for queued jobs (up to drain_ms) then stops the workers and frees. */
+/* Waits for queued jobs (up to drain_ms); jobs still queued complete with DMT_PG_CONN_LOST on the calling thread. */
 void dmt_db_free(struct dmt_db *db, int drain_ms);
 
 /* Any thread. done may be NULL. Returns 0, or -1 when the queue is full. */

@@ -60,7 +60,11 @@ uint64_t dmt_wall_ms(void);
 /* Tasks posted here (from any thread) run on the loop thread. */
 struct dmt_workq *dmt_loop_workq(struct dmt_loop *loop);
 
-/* Blocks the given signals and delivers them through the loop. */
+/*
+ * Blocks the given signals and delivers them through the loop. Call it before
+ * starting any thread: threads inherit the mask, and a thread that does not
+ * block the signal would take it with the default action instead.
+ */
 int dmt_loop_on_signals(struct dmt_loop *loop, const int *signals, size_t n, dmt_signal_fn fn,
                         void *ud);
 

@@ -98,6 +98,10 @@ int dmt_mqtt_publish(struct dmt_mqtt *m, const struct dmt_mqtt_publish *p);
 int dmt_mqtt_subscribe(struct dmt_mqtt *m, const char *filter, int qos);
 int dmt_mqtt_unsubscribe(struct dmt_mqtt *m, const char *filter);
 size_t dmt_mqtt_subscription_count(struct dmt_mqtt *m);
+/* Publishes not yet acknowledged by the broker (queued or in flight). */
+size_t dmt_mqtt_pending(struct dmt_mqtt *m);
+/* Waits up to timeout_ms for dmt_mqtt_pending() to reach 0; returns what is left. */
+size_t dmt_mqtt_drain(struct dmt_mqtt *m, int timeout_ms);
 bool dmt_mqtt_is_connected(struct dmt_mqtt *m);
 
 #endif

@@ -53,6 +53,10 @@ struct dmt_secrets_config {
   const struct dmt_log *log;
 };
 
+struct dmt_config;
+/* Fills cfg from the DMT_CONFIG_COMMON_KEYS settings (strings stay owned by c). */
+void dmt_secrets_config_from(const struct dmt_config *c, struct dmt_secrets_config *cfg);
+
 struct dmt_secrets *dmt_secrets_open(const struct dmt_secrets_config *cfg, char *err, size_t errlen);
 void dmt_secrets_close(struct dmt_secrets *s);
 

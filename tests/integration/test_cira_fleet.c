@@ -1,0 +1,291 @@
+/*
+ * The CIRA terminator end to end with real Mosquitto, PostgreSQL, TLS and the
+ * fleet simulator: N simulated devices connect and authenticate (rows,
+ * retained states); commands published on a device's cmd topic run WS-Man
+ * through APF and change the simulated device (power); wrong passwords, a
+ * spoofed GUID and a garbage APF stream are refused without affecting the
+ * others; a terminator shutdown marks its devices disconnected.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dmt/tls.h"
+#include "harness.h"
+
+#ifndef FLEET_SIZE
+#define FLEET_SIZE 1000
+#endif
+
+struct world {
+  char *dsn, *dir;
+  const char *key;
+  char tenant[40], fleet[600], control[600], root[700], cira_log[600], sim_log[600], instance[64];
+  int cira_port, health_port;
+  pid_t cira, sim;
+  struct dmt_test_device *devs;
+  size_t n;
+  struct dmt_test_mqtt *mq;
+};
+
+static struct world W;
+
+static pid_t start_cira(struct world *w) {
+  char e[12][700];
+  snprintf(e[0], sizeof e[0], "DMT_DB_DSN=%s", w->dsn);
+  snprintf(e[1], sizeof e[1], "DMT_MQTT_URL=%s", dmt_test_mqtt_url());
+  snprintf(e[2], sizeof e[2], "DMT_SECRETS_KEY=%s", w->key);
+  snprintf(e[3], sizeof e[3], "DMT_SECRETS_KEY_ID=test");
+  snprintf(e[4], sizeof e[4], "DMT_CIRA_PORT=%d", w->cira_port);
+  snprintf(e[5], sizeof e[5], "DMT_HEALTH_PORT=%d", w->health_port);
+  snprintf(e[6], sizeof e[6], "DMT_INSTANCE_ID=%s", w->instance);
+  snprintf(e[7], sizeof e[7], "DMT_CIRA_RUNTIME_DIR=%s", w->dir);
+  snprintf(e[8], sizeof e[8], "DMT_CIRA_COMMON_NAME=127.0.0.1");
+  snprintf(e[9], sizeof e[9], "DMT_CIRA_LASTSEEN_FLUSH_MS=1000");
+  snprintf(e[10], sizeof e[10], "DMT_LOG_LEVEL=info");
+  char *env[] = {e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], NULL};
+  char *argv[] = {(char *)dmt_test_bin("agents/cira/dmt-cira"), NULL};
+  static char bin[1024];
+  snprintf(bin, sizeof bin, "%s", argv[0]);
+  argv[0] = bin;
+  return dmt_test_spawn(argv, env, w->cira_log);
+}
+
+static int setup(void **state) {
+  struct world *w = &W;
+  w->n = FLEET_SIZE;
+  w->dsn = dmt_test_pg_create_db("cira");
+  w->dir = dmt_test_tmpdir("cira");
+  w->key = strdup(dmt_test_secrets_key());
+  snprintf(w->tenant, sizeof w->tenant, "tenant-%d", (int)getpid());
+  snprintf(w->instance, sizeof w->instance, "cira-test-%d", (int)getpid());
+  w->cira_port = dmt_test_free_port();
+  w->health_port = dmt_test_free_port();
+  snprintf(w->cira_log, sizeof w->cira_log, "%s/cira.log", w->dir);
+  snprintf(w->sim_log, sizeof w->sim_log, "%s/sim.log", w->dir);
+  snprintf(w->fleet, sizeof w->fleet, "%s/fleet.json", w->dir);
+  snprintf(w->control, sizeof w->control, "%s/sim.sock", w->dir);
+  snprintf(w->root, sizeof w->root, "%s/dmt-cira-%s/root.pem", w->dir, w->instance);
+  /* n good devices, one whose password is wrong in the fleet, one GUID nobody provisioned */
+  w->devs = dmt_test_provision(w->dsn, w->key, w->tenant, "6a6a0000-0000-4000-8000-", w->n + 1);
+  if (!w->devs) return -1;
+  struct dmt_test_device *fleet = calloc(w->n + 2, sizeof *fleet);
+  memcpy(fleet, w->devs, (w->n + 1) * sizeof *fleet);
+  snprintf(fleet[w->n].mps_password, sizeof fleet[w->n].mps_password, "NotThePassword1");
+  fleet[w->n + 1] = w->devs[0];
+  snprintf(fleet[w->n + 1].guid, sizeof fleet[w->n + 1].guid, "7b7b0000-0000-4000-8000-000000000001");
+  dmt_test_write_fleet(w->fleet, fleet, w->n + 2, "127.0.0.1", w->cira_port);
+  free(fleet);
+
+  w->mq = dmt_test_mqtt_open(dmt_test_mqtt_url(), "cira-fleet-test");
+  char filter[128];
+  snprintf(filter, sizeof filter, "dmt/v1/%s/devices/#", w->tenant);
+  dmt_test_mqtt_subscribe(w->mq, filter);
+  dmt_test_mqtt_subscribe(w->mq, "dmt/_sys/events/#");
+
+  w->cira = start_cira(w);
+  if (!dmt_test_wait_port(w->cira_port, 60000)) return -1;
+  char ca[720], fl[620], ctl[620];
+  snprintf(ca, sizeof ca, "--sim.mps_ca=%s", w->root);
+  snprintf(fl, sizeof fl, "--sim.fleet=%s", w->fleet);
+  snprintf(ctl, sizeof ctl, "--sim.control=%s", w->control);
+  char bin[1024];
+  snprintf(bin, sizeof bin, "%s", dmt_test_bin("agents/sim/dmt-sim"));
+  char *argv[] = {bin, fl, ca, ctl, "--sim.connect_rate=400",
+                  "--sim.reconnect_min_ms=500", "--sim.reconnect_max_ms=2000", "--log.level=warn", NULL};
+  w->sim = dmt_test_spawn(argv, NULL, w->sim_log);
+  return w->sim > 0 ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  struct world *w = &W;
+  if (w->sim > 0) dmt_test_stop(w->sim, SIGTERM, 5000);
+  if (w->cira > 0) dmt_test_stop(w->cira, SIGTERM, 10000);
+  dmt_test_mqtt_close(w->mq);
+  return 0;
+}
+
+static size_t sim_connected(void) {
+  const char *r = dmt_test_sim_control(W.control, "connected");
+  return r && !strncmp(r, "ok ", 3) ? strtoul(r + 3, NULL, 10) : 0;
+}
+
+static bool all_connected(void *arg) {
+  size_t c, d;
+  dmt_test_mqtt_states(W.mq, &c, &d);
+  return sim_connected() == W.n && c == W.n;
+}
+
+static void test_fleet_connects(void **state) {
+  assert_true(dmt_test_wait_until(all_connected, NULL, 120000));
+  char sql[256];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM dmt.devices WHERE connection_status AND mps_instance = '%s'",
+           W.instance);
+  long rows = -1;
+  for (int i = 0; i < 100 && rows != (long)W.n; i++) {
+    rows = dmt_test_pg_count(W.dsn, sql);
+    usleep(100000);
+  }
+  assert_int_equal(rows, (long)W.n);
+}
+
+static void test_bad_logins_refused(void **state) {
+  /* the wrong-password device and the spoofed GUID never get in, and their failures are audited */
+  assert_int_equal(dmt_test_mqtt_state_of(W.mq, W.devs[W.n].guid, NULL), -1);
+  size_t audited = 0;
+  for (int i = 0; i < 100 && audited < 2; i++) {
+    audited = dmt_test_mqtt_count_suffix(W.mq, "/events/auth_failure");
+    usleep(100000);
+  }
+  assert_true(audited >= 2);
+  char sql[256];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM dmt.events WHERE kind = 'auth_failure'");
+  assert_true(dmt_test_pg_count(W.dsn, sql) >= 2);
+  const char *r = dmt_test_sim_control(W.control, "stats");
+  assert_non_null(r);
+  assert_non_null(strstr(r, "auth_failures "));
+  assert_false(strstr(r, "auth_failures 0\n") != NULL);
+}
+
+static void test_power_commands(void **state) {
+  const char *guid = W.devs[3].guid;
+  json_t *res = NULL;
+  char *err = NULL;
+  int code = dmt_test_command(W.mq, W.tenant, guid, "power_state", NULL, 10000, &err, &res);
+  assert_int_equal(code, 200);
+  assert_int_equal(json_integer_value(json_object_get(res, "powerstate")), 2);
+  json_decref(res);
+  code = dmt_test_command(W.mq, W.tenant, guid, "power_action", "{\"action\":8}", 10000, &err, &res);
+  assert_int_equal(code, 200);
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "Body"), "ReturnValue")), 0);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(res, "Body"), "ReturnValueStr")), "SUCCESS");
+  json_decref(res);
+  /* the simulated device really is off, and says so */
+  char cmd[96];
+  snprintf(cmd, sizeof cmd, "state %s", guid);
+  const char *st = dmt_test_sim_control(W.control, cmd);
+  assert_non_null(st);
+  assert_non_null(strstr(st, "ready 8"));
+  code = dmt_test_command(W.mq, W.tenant, guid, "power_state", NULL, 10000, &err, &res);
+  assert_int_equal(code, 200);
+  assert_int_equal(json_integer_value(json_object_get(res, "powerstate")), 8);
+  json_decref(res);
+  /* powering off an off machine is the firmware's NOT_READY, answered, not an error */
+  code = dmt_test_command(W.mq, W.tenant, guid, "power_action", "{\"action\":8}", 10000, &err, &res);
+  assert_int_equal(code, 200);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(res, "Body"), "ReturnValueStr")), "NOT_READY");
+  json_decref(res);
+  code = dmt_test_command(W.mq, W.tenant, guid, "power_action", "{\"action\":2}", 10000, &err, &res);
+  assert_int_equal(code, 200);
+  json_decref(res);
+  /* the retained state followed */
+  int power = 0;
+  for (int i = 0; i < 100 && power != 2; i++) {
+    dmt_test_mqtt_state_of(W.mq, guid, &power);
+    usleep(20000);
+  }
+  assert_int_equal(power, 2);
+}
+
+static void test_info_commands(void **state) {
+  const char *guid = W.devs[5].guid;
+  json_t *res = NULL;
+  char *err = NULL;
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "general_settings", NULL, 10000, &err, &res), 200);
+  assert_non_null(json_object_get(json_object_get(json_object_get(res, "Body"), "AMT_GeneralSettings"), "DigestRealm"));
+  json_decref(res);
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "version", NULL, 10000, &err, &res), 200);
+  assert_int_equal(json_array_size(json_object_get(json_object_get(res, "CIM_SoftwareIdentity"), "responses")), 11);
+  json_decref(res);
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "hardware_info", NULL, 20000, &err, &res), 200);
+  assert_int_equal(json_object_size(res), 10);
+  assert_int_equal(json_array_size(json_object_get(json_object_get(res, "CIM_PhysicalMemory"), "responses")), 2);
+  json_decref(res);
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "audit_log", "{\"start_index\":0}", 10000, &err, &res), 200);
+  assert_int_equal(json_integer_value(json_object_get(res, "totalCnt")), 14);
+  assert_int_equal(json_array_size(json_object_get(res, "records")), 10);
+  json_decref(res);
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "event_log", NULL, 10000, &err, &res), 200);
+  assert_int_equal(json_array_size(res), 6);
+  json_decref(res);
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "power_capabilities", NULL, 10000, &err, &res), 200);
+  assert_int_equal(json_integer_value(json_object_get(res, "Power up to BIOS")), 100);
+  json_decref(res);
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "features", NULL, 10000, &err, &res), 200);
+  assert_true(json_is_boolean(json_object_get(res, "KVM")));
+  json_decref(res);
+  /* unknown verb, missing args, a device we do not hold */
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "self_destruct", NULL, 5000, &err, &res), 501);
+  free(err);
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "power_action", "{}", 5000, &err, &res), 400);
+  free(err);
+}
+
+static void test_garbage_apf_only_hurts_itself(void **state) {
+  char e[512];
+  SSL_CTX *ctx = dmt_tls_client_ctx(NULL, false, e, sizeof e);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)W.cira_port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  SSL *ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, fd);
+  assert_int_equal(SSL_connect(ssl), 1);
+  unsigned char junk[4096];
+  for (size_t i = 0; i < sizeof junk; i++) junk[i] = (unsigned char)(i * 131 + 7);
+  junk[0] = 0x5e; /* CHANNEL_DATA before any login */
+  SSL_write(ssl, junk, sizeof junk);
+  char buf[64];
+  int r = SSL_read(ssl, buf, sizeof buf); /* DISCONNECT then close */
+  assert_true(r <= 0 || (unsigned char)buf[0] == 1);
+  SSL_free(ssl);
+  close(fd);
+  SSL_CTX_free(ctx);
+  /* a device in the middle of things still answers */
+  json_t *res = NULL;
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, W.devs[7].guid, "power_state", NULL, 10000, NULL, &res), 200);
+  json_decref(res);
+  assert_int_equal(sim_connected(), W.n);
+}
+
+static bool all_disconnected(void *arg) {
+  size_t c, d;
+  dmt_test_mqtt_states(W.mq, &c, &d);
+  return c == 0 && d >= W.n;
+}
+
+static void test_shutdown_marks_devices_disconnected(void **state) {
+  int st = dmt_test_stop(W.cira, SIGTERM, 20000);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+  W.cira = 0;
+  assert_true(dmt_test_wait_until(all_disconnected, NULL, 30000));
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM dmt.devices WHERE connection_status");
+  assert_int_equal(dmt_test_pg_count(W.dsn, sql), 0);
+}
+
+int main(void) {
+  dmt_test_need_env("DMT_TEST_PG_DSN");
+  dmt_test_mqtt_url();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_fleet_connects),
+      cmocka_unit_test(test_bad_logins_refused),
+      cmocka_unit_test(test_power_commands),
+      cmocka_unit_test(test_info_commands),
+      cmocka_unit_test(test_garbage_apf_only_hurts_itself),
+      cmocka_unit_test(test_shutdown_marks_devices_disconnected),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
