@@ -118,9 +118,23 @@ const char *dmt_test_bin(const char *relpath) {
   return path;
 }
 
+/* Every process a test starts is killed when the test exits, even after a failed assertion. */
+static pid_t spawned[64];
+static size_t nspawned;
+
+static void kill_spawned(void) {
+  for (size_t i = 0; i < nspawned; i++)
+    if (spawned[i] > 0 && kill(spawned[i], 0) == 0) kill(spawned[i], SIGKILL);
+}
+
 pid_t dmt_test_spawn(char *const argv[], char *const extra_env[], const char *logfile) {
   pid_t pid = fork();
-  if (pid != 0) return pid;
+  if (pid > 0) {
+    if (nspawned == 0) atexit(kill_spawned);
+    if (nspawned < sizeof spawned / sizeof spawned[0]) spawned[nspawned++] = pid;
+    return pid;
+  }
+  if (pid < 0) return pid;
   if (logfile) {
     int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0600);
     if (fd >= 0) {
@@ -211,7 +225,6 @@ void dmt_test_broker_stop(struct dmt_test_broker *b) {
 #include <sys/un.h>
 
 #include "dmt/pg.h"
-#include "dmt/secrets.h"
 
 const char *dmt_test_secrets_key(void) {
   static char hex[65];
@@ -219,67 +232,6 @@ const char *dmt_test_secrets_key(void) {
   RAND_bytes(k, sizeof k);
   for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", k[i]);
   return hex;
-}
-
-static void random_password(char *out, size_t n) {
-  static const char alphabet[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-  unsigned char r[64];
-  RAND_bytes(r, sizeof r);
-  for (size_t i = 0; i + 1 < n && i < sizeof r; i++) out[i] = alphabet[r[i] % (sizeof alphabet - 1)];
-  out[n - 1] = '\0';
-}
-
-struct dmt_test_device *dmt_test_provision(const char *dsn, const char *key, const char *tenant,
-                                           const char *guid_prefix, size_t n) {
-  char err[512];
-  PGconn *c = dmt_pg_connect(dsn, err, sizeof err);
-  if (!c || dmt_pg_migrate(c, NULL, err, sizeof err) < 0) {
-    fprintf(stderr, "provision: %s\n", err);
-    if (c) PQfinish(c);
-    return NULL;
-  }
-  struct dmt_secrets_config sc = {.backend = "embedded", .key = key, .key_id = "test"};
-  struct dmt_secrets *s = dmt_secrets_open(&sc, err, sizeof err);
-  struct dmt_test_device *d = calloc(n, sizeof *d);
-  PQclear(PQexec(c, "BEGIN"));
-  for (size_t i = 0; s && d && i < n; i++) {
-    snprintf(d[i].guid, sizeof d[i].guid, "%.24s%012zx", guid_prefix, i & 0xffffffffffffu);
-    snprintf(d[i].tenant, sizeof d[i].tenant, "%s", tenant);
-    snprintf(d[i].mps_user, sizeof d[i].mps_user, "cirauser%zu", i % 7);
-    random_password(d[i].mps_password, 17);
-    snprintf(d[i].amt_password, sizeof d[i].amt_password, "Amt@Passw0rd%zu", i % 5);
-    const char *p[] = {d[i].guid, tenant, d[i].mps_user};
-    if (dmt_pg_exec(c, "INSERT INTO dmt.devices (guid, tenant_id, mps_username, hostname, tags, device_info) "
-                       "VALUES ($1::uuid, $2, $3, 'host-' || left($1::text, 8), ARRAY['sim','lab1'], "
-                       "'{\"fwVersion\":\"16.1.27\",\"currentMode\":\"acm\"}')",
-                    3, p, NULL, err, sizeof err) != DMT_PG_OK) {
-      fprintf(stderr, "provision: %s\n", err);
-      free(d);
-      d = NULL;
-      break;
-    }
-    json_t *secret = json_pack("{s:s, s:s, s:s}", "MPS_PASSWORD", d[i].mps_password, "AMT_PASSWORD",
-                               d[i].amt_password, "MEBX_PASSWORD", "Mebx@Passw0rd");
-    char path[64];
-    snprintf(path, sizeof path, "devices/%s", d[i].guid);
-    dmt_secrets_put(s, c, tenant, path, secret, err, sizeof err);
-    json_decref(secret);
-  }
-  PQclear(PQexec(c, "COMMIT"));
-  dmt_secrets_close(s);
-  PQfinish(c);
-  return d;
-}
-
-int dmt_test_write_fleet(const char *path, const struct dmt_test_device *d, size_t n, const char *host, int port) {
-  FILE *f = fopen(path, "w");
-  if (!f) return -1;
-  fprintf(f, "{\"mps\":{\"host\":\"%s\",\"port\":%d},\"devices\":[\n", host, port);
-  for (size_t i = 0; i < n; i++)
-    fprintf(f, "%s{\"guid\":\"%s\",\"mps_username\":\"%s\",\"mps_password\":\"%s\",\"amt_password\":\"%s\"}\n",
-            i ? "," : "", d[i].guid, d[i].mps_user, d[i].mps_password, d[i].amt_password);
-  fprintf(f, "]}\n");
-  return fclose(f);
 }
 
 const char *dmt_test_sim_control(const char *socket_path, const char *command) {

@@ -78,29 +78,12 @@ uint64_t dmt_test_now_ms(void);
 
 #endif
 
-/* ---- fleet fixtures: devices provisioned for the terminator and matching simulator fleets ---- */
+/* ---- fleet fixtures: see tools/fleet.h (dmt_fleet_provision, dmt_fleet_write) ---- */
 
-struct dmt_test_device {
-  char guid[37];
-  char tenant[65];
-  char mps_user[32];
-  char mps_password[40];
-  char amt_password[40];
-};
+#include "fleet.h"
 
 /* A random AES-256 key as 64 hex digits (static buffer). */
 const char *dmt_test_secrets_key(void);
-
-/*
- * Provisions n devices in the database at dsn (rows in dmt.devices, secrets
- * devices/<guid> with random per-device passwords, as the RPS agent would)
- * with GUIDs prefix + index. Returns a malloc'd array.
- */
-struct dmt_test_device *dmt_test_provision(const char *dsn, const char *key, const char *tenant,
-                                           const char *guid_prefix, size_t n);
-
-/* Writes a dmt-sim fleet file for devices[0..n) pointing at host:port; returns 0. */
-int dmt_test_write_fleet(const char *path, const struct dmt_test_device *d, size_t n, const char *host, int port);
 
 /* Sends one line to a dmt-sim control socket and returns the first reply line (static buffer) or NULL. */
 const char *dmt_test_sim_control(const char *socket_path, const char *command);

@@ -34,7 +34,7 @@ struct world {
   char tenant[40], fleet[600], control[600], root[700], cira_log[600], sim_log[600], instance[64];
   int cira_port, health_port;
   pid_t cira, sim;
-  struct dmt_test_device *devs;
+  struct dmt_fleet_device *devs;
   size_t n;
   struct dmt_test_mqtt *mq;
 };
@@ -78,14 +78,18 @@ static int setup(void **state) {
   snprintf(w->control, sizeof w->control, "%s/sim.sock", w->dir);
   snprintf(w->root, sizeof w->root, "%s/dmt-cira-%s/root.pem", w->dir, w->instance);
   /* n good devices, one whose password is wrong in the fleet, one GUID nobody provisioned */
-  w->devs = dmt_test_provision(w->dsn, w->key, w->tenant, "6a6a0000-0000-4000-8000-", w->n + 1);
-  if (!w->devs) return -1;
-  struct dmt_test_device *fleet = calloc(w->n + 2, sizeof *fleet);
+  char perr[256];
+  w->devs = dmt_fleet_provision(w->dsn, w->key, "test", w->tenant, "6a6a0000-0000-4000-8000-", w->n + 1, perr, sizeof perr);
+  if (!w->devs) {
+    fprintf(stderr, "provision: %s\n", perr);
+    return -1;
+  }
+  struct dmt_fleet_device *fleet = calloc(w->n + 2, sizeof *fleet);
   memcpy(fleet, w->devs, (w->n + 1) * sizeof *fleet);
   snprintf(fleet[w->n].mps_password, sizeof fleet[w->n].mps_password, "NotThePassword1");
   fleet[w->n + 1] = w->devs[0];
   snprintf(fleet[w->n + 1].guid, sizeof fleet[w->n + 1].guid, "7b7b0000-0000-4000-8000-000000000001");
-  dmt_test_write_fleet(w->fleet, fleet, w->n + 2, "127.0.0.1", w->cira_port);
+  dmt_fleet_write(w->fleet, fleet, w->n + 2, "127.0.0.1", w->cira_port);
   free(fleet);
 
   w->mq = dmt_test_mqtt_open(dmt_test_mqtt_url(), "cira-fleet-test");
