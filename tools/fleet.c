@@ -60,13 +60,28 @@ out:
   return d;
 }
 
-int dmt_fleet_write(const char *path, const struct dmt_fleet_device *d, size_t n, const char *host, int port) {
+static int write_fleet(const char *path, const struct dmt_fleet_device *d, size_t n, const char *host, int port_a,
+                       int port_b) {
   FILE *f = fopen(path, "w");
   if (!f) return -1;
-  fprintf(f, "{\"mps\":{\"host\":\"%s\",\"port\":%d},\"devices\":[\n", host, port);
-  for (size_t i = 0; i < n; i++)
-    fprintf(f, "%s{\"guid\":\"%s\",\"mps_username\":\"%s\",\"mps_password\":\"%s\",\"amt_password\":\"%s\"}\n",
-            i ? "," : "", d[i].guid, d[i].mps_user, d[i].mps_password, d[i].amt_password);
+  fprintf(f, "{\"mps\":{\"host\":\"%s\",\"port\":%d},\"devices\":[\n", host, port_a);
+  for (size_t i = 0; i < n; i++) {
+    int primary = (i % 2 && port_b) ? port_b : port_a, secondary = primary == port_a ? port_b : port_a;
+    fprintf(f, "%s{\"guid\":\"%s\",\"mps_username\":\"%s\",\"mps_password\":\"%s\",\"amt_password\":\"%s\","
+               "\"mps_port\":%d",
+            i ? "," : "", d[i].guid, d[i].mps_user, d[i].mps_password, d[i].amt_password, primary);
+    if (port_b) fprintf(f, ",\"mps_alternate\":\"%s:%d\"", host, secondary);
+    fprintf(f, "}\n");
+  }
   fprintf(f, "]}\n");
   return fclose(f);
+}
+
+int dmt_fleet_write(const char *path, const struct dmt_fleet_device *d, size_t n, const char *host, int port) {
+  return write_fleet(path, d, n, host, port, 0);
+}
+
+int dmt_fleet_write_split(const char *path, const struct dmt_fleet_device *d, size_t n, const char *host,
+                          int port_a, int port_b) {
+  return write_fleet(path, d, n, host, port_a, port_b);
 }

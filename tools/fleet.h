@@ -27,5 +27,11 @@ struct dmt_fleet_device *dmt_fleet_provision(const char *dsn, const char *key, c
                                              size_t errlen);
 /* Writes a dmt-sim fleet file for devices[0..n) calling host:port. */
 int dmt_fleet_write(const char *path, const struct dmt_fleet_device *d, size_t n, const char *host, int port);
+/*
+ * Same, split across two terminators: even devices call port_a first and
+ * port_b as their secondary MPS, odd devices the other way round.
+ */
+int dmt_fleet_write_split(const char *path, const struct dmt_fleet_device *d, size_t n, const char *host,
+                          int port_a, int port_b);
 
 #endif

@@ -25,6 +25,8 @@ static const uint32_t amt_ports[] = {16993, 16992, 664, 623, 16995, 16994, 5900}
 #define NPORTS (sizeof amt_ports / sizeof amt_ports[0])
 
 static void on_io(struct dmt_loop *loop, int fd, unsigned ev, void *ud);
+
+static const char *current_host(const struct sim_device *d) { return d->use_alt ? d->alt_host : d->mps_host; }
 static void on_timer(struct dmt_loop *loop, struct dmt_timer *t);
 
 static void watch(struct sim_device *d, unsigned events) {
@@ -56,6 +58,8 @@ void sim_cira_drop(struct sim_device *d, const char *why) {
     ERR_clear_error();
   }
   sim_channels_free(d);
+  /* Like firmware with two MPS in its policy: after a failure, try the other one. */
+  if (d->alt_host[0]) d->use_alt = !d->use_alt;
   dmt_buf_reset(&d->in);
   dmt_buf_reset(&d->out);
   d->state = SIM_IDLE;
@@ -239,11 +243,12 @@ static void tcp_connected(struct sim_device *d) {
     /* Firmware checks the MPS name: the FQDN, or the configured CN for an IP address. */
     struct in6_addr a6;
     struct in_addr a4;
-    if (inet_pton(AF_INET, d->mps_host, &a4) == 1 || inet_pton(AF_INET6, d->mps_host, &a6) == 1)
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(d->ssl), d->mps_host);
+    const char *host = current_host(d);
+    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1)
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(d->ssl), host);
     else {
-      SSL_set1_host(d->ssl, d->mps_host);
-      SSL_set_tlsext_host_name(d->ssl, d->mps_host);
+      SSL_set1_host(d->ssl, host);
+      SSL_set_tlsext_host_name(d->ssl, host);
     }
   }
   d->state = SIM_HANDSHAKE;
@@ -285,8 +290,8 @@ static void connect_now(struct sim_device *d) {
   struct sim *s = d->sim;
   struct sockaddr_storage ss;
   socklen_t len;
-  if (resolve(d->mps_host, d->mps_port, &ss, &len) != 0) {
-    DMT_WARN(&s->log, "resolve_failed", "guid=%s host=%s", d->guid, d->mps_host);
+  if (resolve(current_host(d), d->use_alt ? d->alt_port : d->mps_port, &ss, &len) != 0) {
+    DMT_WARN(&s->log, "resolve_failed", "guid=%s host=%s", d->guid, current_host(d));
     d->state = SIM_IDLE;
     dmt_timer_start(s->loop, &d->timer, next_backoff(d));
     return;

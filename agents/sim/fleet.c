@@ -92,6 +92,12 @@ int sim_fleet_load(struct sim *s, const char *path, char *err, size_t errlen) {
     sim_device_set_amt_password(d, str_or(dj, "amt_password", "P@ssw0rd1"));
     snprintf(d->mps_host, sizeof d->mps_host, "%s", str_or(dj, "mps_host", host));
     d->mps_port = json_integer_value(json_object_get(dj, "mps_port")) ? (unsigned)json_integer_value(json_object_get(dj, "mps_port")) : (port ? port : 4433);
+    const char *alt = str_or(dj, "mps_alternate", NULL); /* "host:port" */
+    const char *colon = alt ? strrchr(alt, ':') : NULL;
+    if (colon) {
+      snprintf(d->alt_host, sizeof d->alt_host, "%.*s", (int)(colon - alt), alt);
+      d->alt_port = (unsigned)strtoul(colon + 1, NULL, 10);
+    }
     snprintf(d->mps_user, sizeof d->mps_user, "%s", str_or(dj, "mps_username", ""));
     snprintf(d->mps_password, sizeof d->mps_password, "%s", str_or(dj, "mps_password", ""));
     snprintf(d->hostname, sizeof d->hostname, "%s", str_or(dj, "hostname", d->hostname));

@@ -69,6 +69,9 @@ struct sim_device {
   enum sim_mode mode;
   char mps_host[128];
   unsigned mps_port;
+  char alt_host[128];       /* secondary MPS of the remote access policy, tried after a failure */
+  unsigned alt_port;
+  bool use_alt;
   char mps_user[32];
   char mps_password[64];
   uint16_t power_state;    /* CIM PowerState */

@@ -469,3 +469,44 @@ int dmt_test_command(struct dmt_test_mqtt *m, const char *tenant, const char *gu
   }
   return m->code;
 }
+
+int dmt_test_cira_start(struct dmt_test_cira *c) {
+  char e[12][800];
+  snprintf(e[0], sizeof e[0], "DMT_DB_DSN=%s", c->dsn);
+  snprintf(e[1], sizeof e[1], "DMT_MQTT_URL=%s", dmt_test_mqtt_url());
+  snprintf(e[2], sizeof e[2], "DMT_SECRETS_KEY=%s", c->secrets_key);
+  snprintf(e[3], sizeof e[3], "DMT_SECRETS_KEY_ID=test");
+  snprintf(e[4], sizeof e[4], "DMT_CIRA_PORT=%d", c->port);
+  snprintf(e[5], sizeof e[5], "DMT_HEALTH_PORT=%d", c->health_port);
+  snprintf(e[6], sizeof e[6], "DMT_INSTANCE_ID=%s", c->instance);
+  snprintf(e[7], sizeof e[7], "DMT_CIRA_RUNTIME_DIR=%s", c->runtime_dir);
+  snprintf(e[8], sizeof e[8], "DMT_CIRA_COMMON_NAME=127.0.0.1");
+  snprintf(e[9], sizeof e[9], "DMT_CIRA_LASTSEEN_FLUSH_MS=1000");
+  snprintf(e[10], sizeof e[10], "DMT_LOG_LEVEL=info");
+  char *env[] = {e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], NULL};
+  char bin[1024];
+  snprintf(bin, sizeof bin, "%s", dmt_test_bin("agents/cira/dmt-cira"));
+  char *argv[] = {bin, NULL};
+  snprintf(c->log, sizeof c->log, "%s/%s.log", c->runtime_dir, c->instance);
+  snprintf(c->root_pem, sizeof c->root_pem, "%s/dmt-cira-%s/root.pem", c->runtime_dir, c->instance);
+  c->pid = dmt_test_spawn(argv, env, c->log);
+  return c->pid > 0 && dmt_test_wait_port(c->port, 60000) ? 0 : -1;
+}
+
+pid_t dmt_test_sim_start(const char *fleet, const char *root_pem, const char *control, const char *log) {
+  char bin[1024], fl[800], ca[800], ctl[800];
+  snprintf(bin, sizeof bin, "%s", dmt_test_bin("agents/sim/dmt-sim"));
+  snprintf(fl, sizeof fl, "--sim.fleet=%s", fleet);
+  snprintf(ca, sizeof ca, "--sim.mps_ca=%s", root_pem);
+  snprintf(ctl, sizeof ctl, "--sim.control=%s", control);
+  char *argv[] = {bin, fl, ca, ctl, "--sim.connect_rate=400", "--sim.reconnect_min_ms=500",
+                  "--sim.reconnect_max_ms=2000", "--log.level=warn", NULL};
+  pid_t pid = dmt_test_spawn(argv, NULL, log);
+  for (int i = 0; i < 250 && access(control, F_OK) != 0; i++) usleep(20000);
+  return pid;
+}
+
+size_t dmt_test_sim_connected(const char *control) {
+  const char *r = dmt_test_sim_control(control, "connected");
+  return r && !strncmp(r, "ok ", 3) ? strtoul(r + 3, NULL, 10) : 0;
+}

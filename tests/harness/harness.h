@@ -117,3 +117,21 @@ size_t dmt_test_mqtt_count_suffix(struct dmt_test_mqtt *m, const char *suffix);
  */
 int dmt_test_command(struct dmt_test_mqtt *m, const char *tenant, const char *guid, const char *verb,
                      const char *args_json, int timeout_ms, char **error, json_t **result);
+
+/* ---- agents under test ---- */
+
+struct dmt_test_cira {
+  const char *dsn, *secrets_key, *instance, *runtime_dir;
+  int port, health_port;
+  char log[600];
+  char root_pem[700]; /* filled: the root CA devices must trust */
+  pid_t pid;
+};
+
+/* Starts dmt-cira against the shared broker; waits for its port. 0 or -1. */
+int dmt_test_cira_start(struct dmt_test_cira *c);
+
+/* Starts dmt-sim on a fleet file trusting root_pem, with a control socket; returns the pid. */
+pid_t dmt_test_sim_start(const char *fleet, const char *root_pem, const char *control, const char *log);
+/* Devices with an established CIRA session, from the simulator's control socket. */
+size_t dmt_test_sim_connected(const char *control);

@@ -31,36 +31,15 @@
 struct world {
   char *dsn, *dir;
   const char *key;
-  char tenant[40], fleet[600], control[600], root[700], cira_log[600], sim_log[600], instance[64];
-  int cira_port, health_port;
-  pid_t cira, sim;
+  char tenant[40], fleet[600], control[600], sim_log[600], instance[64];
+  struct dmt_test_cira cira;
+  pid_t sim;
   struct dmt_fleet_device *devs;
   size_t n;
   struct dmt_test_mqtt *mq;
 };
 
 static struct world W;
-
-static pid_t start_cira(struct world *w) {
-  char e[12][700];
-  snprintf(e[0], sizeof e[0], "DMT_DB_DSN=%s", w->dsn);
-  snprintf(e[1], sizeof e[1], "DMT_MQTT_URL=%s", dmt_test_mqtt_url());
-  snprintf(e[2], sizeof e[2], "DMT_SECRETS_KEY=%s", w->key);
-  snprintf(e[3], sizeof e[3], "DMT_SECRETS_KEY_ID=test");
-  snprintf(e[4], sizeof e[4], "DMT_CIRA_PORT=%d", w->cira_port);
-  snprintf(e[5], sizeof e[5], "DMT_HEALTH_PORT=%d", w->health_port);
-  snprintf(e[6], sizeof e[6], "DMT_INSTANCE_ID=%s", w->instance);
-  snprintf(e[7], sizeof e[7], "DMT_CIRA_RUNTIME_DIR=%s", w->dir);
-  snprintf(e[8], sizeof e[8], "DMT_CIRA_COMMON_NAME=127.0.0.1");
-  snprintf(e[9], sizeof e[9], "DMT_CIRA_LASTSEEN_FLUSH_MS=1000");
-  snprintf(e[10], sizeof e[10], "DMT_LOG_LEVEL=info");
-  char *env[] = {e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], NULL};
-  char *argv[] = {(char *)dmt_test_bin("agents/cira/dmt-cira"), NULL};
-  static char bin[1024];
-  snprintf(bin, sizeof bin, "%s", argv[0]);
-  argv[0] = bin;
-  return dmt_test_spawn(argv, env, w->cira_log);
-}
 
 static int setup(void **state) {
   struct world *w = &W;
@@ -70,13 +49,12 @@ static int setup(void **state) {
   w->key = strdup(dmt_test_secrets_key());
   snprintf(w->tenant, sizeof w->tenant, "tenant-%d", (int)getpid());
   snprintf(w->instance, sizeof w->instance, "cira-test-%d", (int)getpid());
-  w->cira_port = dmt_test_free_port();
-  w->health_port = dmt_test_free_port();
-  snprintf(w->cira_log, sizeof w->cira_log, "%s/cira.log", w->dir);
+  w->cira = (struct dmt_test_cira){.dsn = w->dsn, .secrets_key = w->key, .instance = w->instance,
+                                   .runtime_dir = w->dir, .port = dmt_test_free_port(),
+                                   .health_port = dmt_test_free_port()};
   snprintf(w->sim_log, sizeof w->sim_log, "%s/sim.log", w->dir);
   snprintf(w->fleet, sizeof w->fleet, "%s/fleet.json", w->dir);
   snprintf(w->control, sizeof w->control, "%s/sim.sock", w->dir);
-  snprintf(w->root, sizeof w->root, "%s/dmt-cira-%s/root.pem", w->dir, w->instance);
   /* n good devices, one whose password is wrong in the fleet, one GUID nobody provisioned */
   char perr[256];
   w->devs = dmt_fleet_provision(w->dsn, w->key, "test", w->tenant, "6a6a0000-0000-4000-8000-", w->n + 1, perr, sizeof perr);
@@ -89,7 +67,7 @@ static int setup(void **state) {
   snprintf(fleet[w->n].mps_password, sizeof fleet[w->n].mps_password, "NotThePassword1");
   fleet[w->n + 1] = w->devs[0];
   snprintf(fleet[w->n + 1].guid, sizeof fleet[w->n + 1].guid, "7b7b0000-0000-4000-8000-000000000001");
-  dmt_fleet_write(w->fleet, fleet, w->n + 2, "127.0.0.1", w->cira_port);
+  dmt_fleet_write(w->fleet, fleet, w->n + 2, "127.0.0.1", w->cira.port);
   free(fleet);
 
   w->mq = dmt_test_mqtt_open(dmt_test_mqtt_url(), "cira-fleet-test");
@@ -98,32 +76,20 @@ static int setup(void **state) {
   dmt_test_mqtt_subscribe(w->mq, filter);
   dmt_test_mqtt_subscribe(w->mq, "dmt/_sys/events/#");
 
-  w->cira = start_cira(w);
-  if (!dmt_test_wait_port(w->cira_port, 60000)) return -1;
-  char ca[720], fl[620], ctl[620];
-  snprintf(ca, sizeof ca, "--sim.mps_ca=%s", w->root);
-  snprintf(fl, sizeof fl, "--sim.fleet=%s", w->fleet);
-  snprintf(ctl, sizeof ctl, "--sim.control=%s", w->control);
-  char bin[1024];
-  snprintf(bin, sizeof bin, "%s", dmt_test_bin("agents/sim/dmt-sim"));
-  char *argv[] = {bin, fl, ca, ctl, "--sim.connect_rate=400",
-                  "--sim.reconnect_min_ms=500", "--sim.reconnect_max_ms=2000", "--log.level=warn", NULL};
-  w->sim = dmt_test_spawn(argv, NULL, w->sim_log);
+  if (dmt_test_cira_start(&w->cira) != 0) return -1;
+  w->sim = dmt_test_sim_start(w->fleet, w->cira.root_pem, w->control, w->sim_log);
   return w->sim > 0 ? 0 : -1;
 }
 
 static int teardown(void **state) {
   struct world *w = &W;
   if (w->sim > 0) dmt_test_stop(w->sim, SIGTERM, 5000);
-  if (w->cira > 0) dmt_test_stop(w->cira, SIGTERM, 10000);
+  if (w->cira.pid > 0) dmt_test_stop(w->cira.pid, SIGTERM, 10000);
   dmt_test_mqtt_close(w->mq);
   return 0;
 }
 
-static size_t sim_connected(void) {
-  const char *r = dmt_test_sim_control(W.control, "connected");
-  return r && !strncmp(r, "ok ", 3) ? strtoul(r + 3, NULL, 10) : 0;
-}
+static size_t sim_connected(void) { return dmt_test_sim_connected(W.control); }
 
 static bool all_connected(void *arg) {
   size_t c, d;
@@ -240,7 +206,7 @@ static void test_garbage_apf_only_hurts_itself(void **state) {
   char e[512];
   SSL_CTX *ctx = dmt_tls_client_ctx(NULL, false, e, sizeof e);
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)W.cira_port),
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)W.cira.port),
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
   SSL *ssl = SSL_new(ctx);
@@ -270,10 +236,10 @@ static bool all_disconnected(void *arg) {
 }
 
 static void test_shutdown_marks_devices_disconnected(void **state) {
-  int st = dmt_test_stop(W.cira, SIGTERM, 20000);
+  int st = dmt_test_stop(W.cira.pid, SIGTERM, 20000);
   assert_true(WIFEXITED(st));
   assert_int_equal(WEXITSTATUS(st), 0);
-  W.cira = 0;
+  W.cira.pid = 0;
   assert_true(dmt_test_wait_until(all_disconnected, NULL, 30000));
   char sql[128];
   snprintf(sql, sizeof sql, "SELECT count(*) FROM dmt.devices WHERE connection_status");
