@@ -11,7 +11,12 @@
 #include "dmt/mqtt.h"
 
 #include <MQTTAsync.h>
+#include <dirent.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -153,8 +158,45 @@ static void request_connect(struct dmt_mqtt *m) {
   pthread_mutex_unlock(&m->mu);
 }
 
+/* Port of the broker URL (scheme://host:port), or 0. */
+static int url_port(const char *url) {
+  const char *colon = strrchr(url, ':');
+  return colon && colon > strchr(url, '/') ? atoi(colon + 1) : 0;
+}
+
+/*
+ * Paho leaves Nagle's algorithm on. A QoS 1 exchange then stalls: the PUBACK
+ * Paho writes is followed by our next small PUBLISH, which Nagle holds until
+ * the broker's delayed ACK (40 ms per hop, measured). Paho exposes no socket
+ * option, so we set TCP_NODELAY on this process's TCP sockets to the broker
+ * port after each connect (harmless on any other client of the same broker).
+ */
+static void disable_nagle(const char *url) {
+  int port = url_port(url);
+  DIR *dir = port ? opendir("/proc/self/fd") : NULL;
+  if (!dir) return;
+  struct dirent *e;
+  while ((e = readdir(dir))) {
+    int fd = atoi(e->d_name);
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int type = 0;
+    socklen_t tl = sizeof type;
+    if (fd <= 2 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM ||
+        getpeername(fd, (struct sockaddr *)&peer, &len) != 0)
+      continue;
+    int peer_port = peer.ss_family == AF_INET    ? ntohs(((struct sockaddr_in *)&peer)->sin_port)
+                    : peer.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&peer)->sin6_port)
+                                                 : 0;
+    int one = 1;
+    if (peer_port == port) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  closedir(dir);
+}
+
 static void on_connect_ok(void *ctx, MQTTAsync_successData5 *resp) {
   struct dmt_mqtt *m = ctx;
+  disable_nagle(m->url);
   atomic_store(&m->connected, true);
   pthread_mutex_lock(&m->mu);
   m->backoff_ms = 0;

@@ -61,7 +61,11 @@ SSL_CTX *dmt_tls_server_ctx(const struct dmt_tls_server_opts *o, char *err, size
   /* Small per-connection buffers matter at 100k connections. */
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  /* Session resumption is rare for CIRA (devices hold one long connection): keep the cache small,
+   * and send no TLS 1.3 tickets, whose per-connection state would dominate memory at 100k devices. */
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+  SSL_CTX_sess_set_cache_size(ctx, 1024);
+  SSL_CTX_set_num_tickets(ctx, 0);
   if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
     fail(err, errlen, o->cert_file);
     goto bad;

@@ -21,6 +21,7 @@ struct cmd {
   uint8_t corr[64];
   size_t corr_len;
   uint64_t deadline_ms;
+  uint64_t started_ms;        /* monotonic, for the log */
   msgpack_unpacked args_up;
   char *args_buf;
   const msgpack_object *args; /* the request's args map, or NULL */

@@ -125,8 +125,9 @@ static void finish(struct cmd *c, int code, const char *error, const char *messa
   snprintf(msg, sizeof msg, "%s: %s%s%s", c->verb, error ? error : "ok", message ? ": " : "", message ? message : "");
   event_emit(s, c->tenant, c->guid, "command", c->verb, error == NULL, c->requester, msg, NULL, 0);
   if (error) s->count.commands_failed++;
-  DMT_INFO(&s->log, "command_done", "guid=%s verb=%s code=%d error=%s requester=%s", c->guid, c->verb, code,
-           error ? error : "-", c->requester[0] ? c->requester : "-");
+  DMT_INFO(&s->log, "command_done", "guid=%s verb=%s code=%d error=%s requester=%s ms=%lu", c->guid, c->verb, code,
+           error ? error : "-", c->requester[0] ? c->requester : "-",
+           (unsigned long)(dmt_loop_now(s->loop) - c->started_ms));
   cmd_free(c);
 }
 
@@ -378,6 +379,7 @@ void commands_on_message(struct cira_server *s, const struct dmt_mqtt_msg *m) {
   const char *who = dmt_mqtt_msg_user_prop(m, "dmt-requester");
   snprintf(c->requester, sizeof c->requester, "%s", who ? who : "");
   c->deadline_ms = (uint64_t)req.deadline_ms;
+  c->started_ms = dmt_loop_now(s->loop);
   msgpack_unpacked_init(&c->args_up);
   msgpack_sbuffer_init(&c->acc);
   msgpack_packer_init(&c->pk, &c->acc, msgpack_sbuffer_write);

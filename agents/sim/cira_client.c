@@ -86,6 +86,7 @@ int sim_cira_send(struct sim_device *d) {
     sim_cira_drop(d, "write failed");
     return -1;
   }
+  if (dmt_buf_size(&d->out) == 0) dmt_buf_reset(&d->out); /* idle devices hold no buffers */
   if (d->fd >= 0 && d->state >= SIM_AUTH) watch(d, DMT_EV_READ);
   return 0;
 }
@@ -195,6 +196,7 @@ static void read_available(struct sim_device *d) {
     if (d->state == SIM_IDLE) return; /* dropped while handling */
     dmt_buf_consume(&d->in, used);
   }
+  if (dmt_buf_size(&d->in) == 0) dmt_buf_reset(&d->in);
   if (eof) sim_cira_drop(d, eof);
   else sim_cira_send(d);
 }

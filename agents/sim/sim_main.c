@@ -4,6 +4,7 @@
  * MPS address and answers WS-Man through its APF channels as firmware does.
  * See docs/simulator.md.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,12 @@ static const struct dmt_config_key keys[] = {
 };
 
 static void on_signal(struct dmt_loop *loop, int signo, void *ud) { dmt_loop_stop(loop); }
+
+/* A connect storm leaves the heap fragmented; idle fleets hand freed pages back. */
+static void trim_heap(struct dmt_loop *loop, struct dmt_timer *t) {
+  malloc_trim(0);
+  dmt_timer_start(loop, t, 30000);
+}
 
 static void raise_fd_limit(void) {
   struct rlimit rl;
@@ -84,6 +91,8 @@ int main(int argc, char **argv) {
     DMT_ERROR(&s.log, "tls_setup_failed", "error=\"%s\"", err);
     return 1;
   }
+  /* AMT firmware speaks TLS 1.2 (and older, on old models): so does the simulated fleet. */
+  SSL_CTX_set_max_proto_version(s.tls, TLS1_2_VERSION);
   if (!s.verify_server) DMT_WARN(&s.log, "tls_unverified", "hint=\"set sim.mps_ca to verify the MPS like firmware\"");
 
   const char *fleet = dmt_config_str(&cfg, "sim.fleet");
@@ -112,10 +121,14 @@ int main(int argc, char **argv) {
 
   for (size_t i = 0; i < s.ndevices; i++)
     sim_cira_start(&s.devices[i], s.connect_rate ? (uint64_t)i * 1000u / s.connect_rate : 0);
+  struct dmt_timer trim;
+  dmt_timer_init(&trim, trim_heap, NULL);
+  dmt_timer_start(s.loop, &trim, 30000);
   DMT_INFO(&s.log, "fleet_started", "devices=%zu verify_server=%d", s.ndevices, s.verify_server);
 
   dmt_loop_run(s.loop);
 
+  dmt_timer_stop(s.loop, &trim);
   sim_counters_print(&s, stdout);
   for (size_t i = 0; i < s.ndevices; i++) {
     struct sim_device *d = &s.devices[i];

@@ -206,7 +206,7 @@ int dmt_test_broker_start(struct dmt_test_broker *b, int port) {
     return -1;
   }
   fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
-             "persistence_location %s/\nmax_queued_messages 100000\nmax_inflight_messages 1000\n", b->port, dir);
+             "persistence_location %s/\nmax_queued_messages 100000\nmax_inflight_messages 1000\nset_tcp_nodelay true\n", b->port, dir);
   fclose(f);
   free(dir);
   const char *bin = getenv("DMT_TEST_MOSQUITTO_BIN");
