@@ -1,7 +1,8 @@
 /*
  * JWKS loading (see dmt/jwks.h). The RSA public key is rebuilt from the JWK's
  * modulus and exponent through OpenSSL 3's EVP_PKEY_fromdata and written out
- * as a SubjectPublicKeyInfo PEM, which libjwt reads back for verification.
+ * as a SubjectPublicKeyInfo PEM, which libjwt reads back for verification;
+ * dmt_jwks_write() does the reverse for keys we publish ourselves.
  */
 #include "dmt/jwks.h"
 
@@ -179,4 +180,49 @@ const char *dmt_jwks_find(const struct dmt_jwks *k, const char *kid, size_t *pem
   }
   if (hit && pem_len) *pem_len = hit->pem_len;
   return hit ? hit->pem : NULL;
+}
+
+/* A BIGNUM parameter of pkey as a base64url JSON string. */
+static json_t *bn_param(const EVP_PKEY *pkey, const char *name) {
+  BIGNUM *bn = NULL;
+  json_t *out = NULL;
+  if (EVP_PKEY_get_bn_param(pkey, name, &bn) == 1) {
+    size_t n = (size_t)BN_num_bytes(bn);
+    unsigned char *raw = malloc(n ? n : 1);
+    char *text = malloc(DMT_B64URL_ENCODED_SIZE(n));
+    if (raw && text && BN_bn2bin(bn, raw) >= 0 && dmt_b64url_encode(raw, n, text, DMT_B64URL_ENCODED_SIZE(n)) >= 0)
+      out = json_string(text);
+    free(raw);
+    free(text);
+  }
+  BN_free(bn);
+  return out;
+}
+
+char *dmt_jwks_write(const char *const *pub_pems, const char *const *kids, size_t n) {
+  json_t *arr = json_array();
+  bool ok = arr != NULL;
+  for (size_t i = 0; i < n && ok; i++) {
+    BIO *bio = BIO_new_mem_buf(pub_pems[i], -1);
+    EVP_PKEY *pkey = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    json_t *jn = pkey && EVP_PKEY_is_a(pkey, "RSA") ? bn_param(pkey, OSSL_PKEY_PARAM_RSA_N) : NULL;
+    json_t *je = jn ? bn_param(pkey, OSSL_PKEY_PARAM_RSA_E) : NULL;
+    json_t *jwk = je ? json_pack("{s:s, s:s, s:s, s:o, s:o}", "kty", "RSA", "use", "sig", "alg", "RS256", "n", jn, "e", je)
+                     : NULL;
+    if (!jwk) {
+      json_decref(jn);
+      json_decref(je);
+      ok = false;
+    } else {
+      if (kids && kids[i]) json_object_set_new(jwk, "kid", json_string(kids[i]));
+      json_array_append_new(arr, jwk);
+    }
+    EVP_PKEY_free(pkey);
+    BIO_free(bio);
+  }
+  json_t *doc = ok ? json_pack("{s:o}", "keys", arr) : NULL;
+  if (!ok) json_decref(arr);
+  char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  json_decref(doc);
+  return text;
 }

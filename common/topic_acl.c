@@ -145,6 +145,7 @@ bool dmt_acl_north(const struct dmt_grants *g, const char *client_id, const char
   if (!topic) return deny(why, "no topic");
   if (access == DMT_ACL_UNSUBSCRIBE) return allow(why);
   if (access == DMT_ACL_WRITE && retain) return deny(why, "north clients never publish retained messages");
+  if (access != DMT_ACL_SUBSCRIBE && strpbrk(topic, "+#")) return deny(why, "wildcards belong in filters only");
   if (access == DMT_ACL_SUBSCRIBE) {
     topic = unshare(topic);
     if (!topic) return deny(why, "malformed shared subscription");
@@ -184,6 +185,7 @@ bool dmt_acl_north(const struct dmt_grants *g, const char *client_id, const char
 bool dmt_acl_agent(const char *topic, enum dmt_acl_access access, const char **why) {
   if (!topic) return deny(why, "no topic");
   if (access == DMT_ACL_UNSUBSCRIBE) return allow(why);
+  if (access != DMT_ACL_SUBSCRIBE && strpbrk(topic, "+#")) return deny(why, "wildcards belong in filters only");
   if (access == DMT_ACL_SUBSCRIBE) {
     topic = unshare(topic);
     if (!topic) return deny(why, "malformed shared subscription");

@@ -116,23 +116,18 @@ static int fetch(struct plugin_keys *k) {
 static void *fetcher(void *arg) {
   struct plugin_keys *k = arg;
   pthread_mutex_lock(&k->lock);
+  bool ok = k->set != NULL; /* how the start-up fetch went */
   while (!k->stop) {
-    int rc = 0;
-    if (k->want_refresh) {
-      k->want_refresh = false;
-      pthread_mutex_unlock(&k->lock);
-      rc = fetch(k);
-      pthread_mutex_lock(&k->lock);
-    }
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += rc == 0 ? (time_t)k->refresh : RETRY_S;
-    while (!k->stop && !k->want_refresh) {
-      if (pthread_cond_timedwait(&k->wake, &k->lock, &until) == ETIMEDOUT) {
-        k->want_refresh = true;
-        break;
-      }
+    until.tv_sec += ok ? (time_t)k->refresh : RETRY_S;
+    while (!k->stop && !k->want_refresh && pthread_cond_timedwait(&k->wake, &k->lock, &until) != ETIMEDOUT) {
     }
+    if (k->stop) break;
+    k->want_refresh = false;
+    pthread_mutex_unlock(&k->lock);
+    ok = fetch(k) == 0;
+    pthread_mutex_lock(&k->lock);
   }
   pthread_mutex_unlock(&k->lock);
   return NULL;
@@ -157,7 +152,6 @@ int keys_open(struct plugin_keys *k, const char *file, const char *url, const ch
   k->ca_file = ca_file ? strdup(ca_file) : NULL;
   k->refresh = refresh;
   if (fetch(k) != 0) plog(MOSQ_LOG_WARNING, "event=jwks_pending effect=\"north logins fail until the keys load\"");
-  k->want_refresh = k->set == NULL;
   if (pthread_create(&k->thread, NULL, fetcher, k) != 0) {
     snprintf(err, errlen, "cannot start the JWKS fetcher");
     return -1;

@@ -10,6 +10,9 @@
  * Set DMT_TEST_BROKER_VALGRIND=1 to run the broker (and so the plugin) under
  * valgrind; the test then fails on any memory error valgrind reports.
  */
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,11 +37,16 @@
 #define DENIED PROBE_NOT_AUTHORIZED
 #define VALGRIND_FAILED 99
 
-static struct {
+struct broker {
   char *dir;
-  char conf[700], log[700], jwks[700], agents[700];
+  char conf[700], log[700];
   int port;
   pid_t pid;
+};
+
+static struct {
+  struct broker b;  /* the broker every test uses: JWKS file, agents file */
+  char jwks[700], agents[700];
   bool valgrind;
   struct jwtkit_key k1, k2, k3;
   char cira[44], rps[44];
@@ -82,8 +91,8 @@ static int write_jwks(const struct jwtkit_key *const *keys, size_t n) {
   return rc;
 }
 
-static char *read_log(void) {
-  FILE *f = fopen(T.log, "rb");
+static char *read_log(const struct broker *b) {
+  FILE *f = fopen(b->log, "rb");
   if (!f) return strdup("");
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
@@ -95,11 +104,11 @@ static char *read_log(void) {
   return buf;
 }
 
-/* True when one line of the broker log holds both strings (waits up to timeout_ms). */
-static bool log_line_with(const char *a, const char *b, int timeout_ms) {
+/* True when one line of a broker's log holds both strings (waits up to timeout_ms). */
+static bool broker_log_has(const struct broker *br, const char *a, const char *b, int timeout_ms) {
   uint64_t deadline = dmt_test_now_ms() + (uint64_t)timeout_ms;
   for (;;) {
-    char *log = read_log();
+    char *log = read_log(br);
     bool found = false;
     for (char *line = strtok(log, "\n"); line && !found; line = strtok(NULL, "\n"))
       found = strstr(line, a) && strstr(line, b);
@@ -109,71 +118,86 @@ static bool log_line_with(const char *a, const char *b, int timeout_ms) {
   }
 }
 
-static int start_broker(void) {
-  T.dir = dmt_test_tmpdir("tenancy");
-  if (!T.dir) return -1;
-  T.port = dmt_test_free_port();
-  snprintf(T.conf, sizeof T.conf, "%s/mosquitto.conf", T.dir);
-  snprintf(T.log, sizeof T.log, "%s/mosquitto.log", T.dir);
-  snprintf(T.jwks, sizeof T.jwks, "%s/jwks.json", T.dir);
-  snprintf(T.agents, sizeof T.agents, "%s/agents.passwd", T.dir);
-  const struct jwtkit_key *pub[] = {&T.k1};
-  const char *users[] = {"svc:cira", "svc:rps"}, *secrets[] = {T.cira, T.rps};
-  if (write_jwks(pub, 1) != 0 || write_agents(users, secrets, 2) != 0) return -1;
-  FILE *f = fopen(T.conf, "w");
+static bool log_line_with(const char *a, const char *b, int timeout_ms) { return broker_log_has(&T.b, a, b, timeout_ms); }
+
+/* Starts Mosquitto with the plugin and plugin_opts (more plugin_opt_* lines). */
+static int broker_start(struct broker *b, const char *plugin_opts) {
+  b->port = dmt_test_free_port();
+  snprintf(b->conf, sizeof b->conf, "%s/mosquitto-%d.conf", b->dir, b->port);
+  snprintf(b->log, sizeof b->log, "%s/mosquitto-%d.log", b->dir, b->port);
+  FILE *f = fopen(b->conf, "w");
   if (!f) return -1;
   fprintf(f,
           "per_listener_settings false\nallow_anonymous false\npersistence false\n%s"
           "listener %d 127.0.0.1\nmax_inflight_messages 1000\n"
           "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
-          "plugin %s\nplugin_opt_jwks_file %s\nplugin_opt_issuer " ISS "\nplugin_opt_audience dmt-broker\n"
-          "plugin_opt_clock_skew 0\nplugin_opt_agents_file %s\nplugin_opt_file_check_interval 1\n",
-          geteuid() == 0 ? "user root\n" : "", T.port, dmt_test_bin("brokers/dmt_auth_plugin.so"), T.jwks, T.agents);
+          "plugin %s\nplugin_opt_issuer " ISS "\nplugin_opt_audience dmt-broker\nplugin_opt_clock_skew 0\n%s",
+          geteuid() == 0 ? "user root\n" : "", b->port, dmt_test_bin("brokers/dmt_auth_plugin.so"), plugin_opts);
   fclose(f);
-  T.valgrind = getenv("DMT_TEST_BROKER_VALGRIND") && *getenv("DMT_TEST_BROKER_VALGRIND") == '1';
-  char *plain[] = {"/usr/sbin/mosquitto", "-c", T.conf, NULL};
+  char *plain[] = {"/usr/sbin/mosquitto", "-c", b->conf, NULL};
   char *vg[] = {"/usr/bin/valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
-                "/usr/sbin/mosquitto", "-c", T.conf, NULL};
-  T.pid = dmt_test_spawn(T.valgrind ? vg : plain, NULL, T.log);
-  if (T.pid > 0 && dmt_test_wait_port(T.port, T.valgrind ? 60000 : 5000)) return 0;
-  char *log = read_log();
+                "/usr/sbin/mosquitto", "-c", b->conf, NULL};
+  b->pid = dmt_test_spawn(T.valgrind ? vg : plain, NULL, b->log);
+  if (b->pid > 0 && dmt_test_wait_port(b->port, T.valgrind ? 60000 : 5000)) return 0;
+  char *log = read_log(b);
   fprintf(stderr, "broker did not start:\n%s\n", log);
   free(log);
   return -1;
+}
+
+/* SIGTERM; true when it exited cleanly (plugin cleanup ran; under valgrind, no errors). */
+static bool broker_stop(struct broker *b) {
+  int st = dmt_test_stop(b->pid, SIGTERM, T.valgrind ? 60000 : 10000);
+  bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  if (!clean) {
+    char *log = read_log(b);
+    fprintf(stderr, "broker exit status %d (%s):\n%s\n", st,
+            WIFEXITED(st) && WEXITSTATUS(st) == VALGRIND_FAILED ? "valgrind found errors" : "not clean", log);
+    free(log);
+  }
+  return clean;
+}
+
+static int start_main_broker(void) {
+  T.b.dir = dmt_test_tmpdir("tenancy");
+  if (!T.b.dir) return -1;
+  snprintf(T.jwks, sizeof T.jwks, "%s/jwks.json", T.b.dir);
+  snprintf(T.agents, sizeof T.agents, "%s/agents.passwd", T.b.dir);
+  const struct jwtkit_key *pub[] = {&T.k1};
+  const char *users[] = {"svc:cira", "svc:rps"}, *secrets[] = {T.cira, T.rps};
+  if (write_jwks(pub, 1) != 0 || write_agents(users, secrets, 2) != 0) return -1;
+  char opts[2000];
+  snprintf(opts, sizeof opts, "plugin_opt_jwks_file %s\nplugin_opt_agents_file %s\nplugin_opt_file_check_interval 1\n",
+           T.jwks, T.agents);
+  T.valgrind = getenv("DMT_TEST_BROKER_VALGRIND") && *getenv("DMT_TEST_BROKER_VALGRIND") == '1';
+  return broker_start(&T.b, opts);
 }
 
 static int setup(void **state) {
   if (jwtkit_key_new(&T.k1, "k1", 2048) || jwtkit_key_new(&T.k2, "k2", 2048) || jwtkit_key_new(&T.k3, "k3", 2048) ||
       dmt_svc_new_secret(T.cira) || dmt_svc_new_secret(T.rps))
     return -1;
-  return start_broker();
+  return start_main_broker();
 }
 
 static int teardown(void **state) {
-  int st = dmt_test_stop(T.pid, SIGTERM, T.valgrind ? 60000 : 10000);
-  bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-  if (!clean) {
-    char *log = read_log();
-    fprintf(stderr, "broker exit status %d (%s):\n%s\n", st,
-            WIFEXITED(st) && WEXITSTATUS(st) == VALGRIND_FAILED ? "valgrind found errors" : "not clean", log);
-    free(log);
-  }
+  bool clean = broker_stop(&T.b);
   for (size_t i = 0; i < T.nissued; i++) free(T.issued[i]);
   jwtkit_key_free(&T.k1);
   jwtkit_key_free(&T.k2);
   jwtkit_key_free(&T.k3);
-  free(T.dir);
+  free(T.b.dir);
   return clean ? 0 : -1;
 }
 
 static struct probe *north(const char *client_id, const char *tok) {
-  struct probe *p = probe_connect(T.port, client_id, "north", tok, NULL, NULL);
+  struct probe *p = probe_connect(T.b.port, client_id, "north", tok, NULL, NULL);
   assert_int_equal(probe_connack(p), 0);
   return p;
 }
 
 static struct probe *agent(const char *client_id, const char *user, const char *secret) {
-  struct probe *p = probe_connect(T.port, client_id, user, secret, NULL, NULL);
+  struct probe *p = probe_connect(T.b.port, client_id, user, secret, NULL, NULL);
   assert_int_equal(probe_connack(p), 0);
   return p;
 }
@@ -336,7 +360,7 @@ static void test_rejected_tokens(void **state) {
       {"bad-svc-short", "svc:cira", "short", "unknown agent or wrong secret"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    struct probe *p = probe_connect(T.port, cases[i].client, cases[i].user, cases[i].password, NULL, NULL);
+    struct probe *p = probe_connect(T.b.port, cases[i].client, cases[i].user, cases[i].password, NULL, NULL);
     int rc = probe_connack(p);
     probe_close(p);
     if (rc == 0 || rc == PROBE_NO_ANSWER) fail_msg("%s: CONNACK %d, expected a refusal", cases[i].client, rc);
@@ -377,7 +401,7 @@ static void test_agents_across_tenants(void **state) {
   assert_int_equal(probe_total(a), 1);
 
   /* Instance status and the MQTT will still work once the agent is gone (the ACL needs no session state). */
-  struct probe *cira2 = probe_connect(T.port, "cira-2", "svc:cira", T.cira, "dmt/_sys/instances/cira-2", "offline");
+  struct probe *cira2 = probe_connect(T.b.port, "cira-2", "svc:cira", T.cira, "dmt/_sys/instances/cira-2", "offline");
   assert_int_equal(probe_connack(cira2), 0);
   assert_int_equal(probe_publish(cira2, "dmt/_sys/instances/cira-2", "online", true, NULL), 0);
   assert_true(probe_wait_message(rps, "dmt/_sys/instances/cira-2", "online", 5000));
@@ -406,7 +430,7 @@ static void test_token_expiry_cuts_off(void **state) {
   assert_int_equal(reason, 0x98); /* MQTT v5 "administrative action" */
   assert_true(log_line_with("event=token_expired client=brief", "effect=disconnected", 2000));
   /* Coming back with the same token is refused. */
-  struct probe *again = probe_connect(T.port, "brief-again", "north", brief_token, NULL, NULL);
+  struct probe *again = probe_connect(T.b.port, "brief-again", "north", brief_token, NULL, NULL);
   assert_int_not_equal(probe_connack(again), 0);
   probe_close(again);
   assert_true(log_line_with("client=brief-again", "token expired", 2000));
@@ -422,7 +446,7 @@ static void test_token_expiry_cuts_off(void **state) {
 static void test_key_and_credential_reload(void **state) {
   /* A token from a key Keycloak rotated in is refused, then accepted once the JWKS file changes. */
   const char *rotated = token_full(&T.k3, "k3", ISS, AUD, 600, "alice", "A_im-r");
-  struct probe *p = probe_connect(T.port, "rotated-1", "north", rotated, NULL, NULL);
+  struct probe *p = probe_connect(T.b.port, "rotated-1", "north", rotated, NULL, NULL);
   assert_int_not_equal(probe_connack(p), 0);
   probe_close(p);
   const struct jwtkit_key *both[] = {&T.k1, &T.k3};
@@ -435,19 +459,100 @@ static void test_key_and_credential_reload(void **state) {
   struct probe *rps = agent("rps-revoked", "svc:rps", T.rps);
   const char *users[] = {"svc:cira"}, *secrets[] = {T.cira};
   assert_int_equal(write_agents(users, secrets, 1), 0);
-  kill(T.pid, SIGHUP);
+  kill(T.b.pid, SIGHUP);
   assert_true(probe_wait_disconnect(rps, 5000, NULL));
   assert_true(log_line_with("event=agent_revoked user=svc:rps", "effect=disconnected", 2000));
   probe_close(rps);
-  p = probe_connect(T.port, "rps-again", "svc:rps", T.rps, NULL, NULL);
+  p = probe_connect(T.b.port, "rps-again", "svc:rps", T.rps, NULL, NULL);
   assert_int_not_equal(probe_connack(p), 0);
   probe_close(p);
   struct probe *cira = agent("cira-still", "svc:cira", T.cira);
   probe_close(cira);
 }
 
+/* Keycloak's certs endpoint, reduced to serving whatever JWKS the test sets. */
+static struct {
+  int fd, port, hits;
+  bool stop;
+  char *body;
+  pthread_t thread;
+  pthread_mutex_t mu;
+} K = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void *certs_endpoint(void *arg) {
+  struct pollfd pfd = {.fd = K.fd, .events = POLLIN};
+  while (!K.stop) {
+    if (poll(&pfd, 1, 100) <= 0) continue;
+    int c = accept(K.fd, NULL, NULL);
+    if (c < 0) continue;
+    char req[4096];
+    ssize_t n = read(c, req, sizeof req); /* one small GET; its content does not matter */
+    pthread_mutex_lock(&K.mu);
+    char head[160];
+    int hlen = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                        "Connection: close\r\n\r\n", strlen(K.body));
+    if (n > 0 && write(c, head, (size_t)hlen) == hlen && write(c, K.body, strlen(K.body)) > 0) K.hits++;
+    pthread_mutex_unlock(&K.mu);
+    close(c);
+  }
+  return NULL;
+}
+
+static void certs_serve(const struct jwtkit_key *const *keys, size_t n) {
+  char *body = jwtkit_jwks(keys, n);
+  pthread_mutex_lock(&K.mu);
+  free(K.body);
+  K.body = body;
+  pthread_mutex_unlock(&K.mu);
+}
+
+static void test_jwks_url_follows_key_rotation(void **state) {
+  const struct jwtkit_key *one[] = {&T.k1}, *two[] = {&T.k1, &T.k3};
+  certs_serve(one, 1);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  K.fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_int_equal(bind(K.fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(K.fd, 8), 0);
+  getsockname(K.fd, (struct sockaddr *)&a, &len);
+  K.port = ntohs(a.sin_port);
+  assert_int_equal(pthread_create(&K.thread, NULL, certs_endpoint, NULL), 0);
+
+  struct broker b2 = {.dir = T.b.dir};
+  char opts[300];
+  snprintf(opts, sizeof opts, "plugin_opt_jwks_url http://127.0.0.1:%d/realms/master/protocol/openid-connect/certs\n",
+           K.port);
+  assert_int_equal(broker_start(&b2, opts), 0);
+  assert_true(broker_log_has(&b2, "event=jwks_loaded source=url", "keys=1", 2000));
+  struct probe *p = probe_connect(b2.port, "url-1", "north", token("alice", "A_im-r"), NULL, NULL);
+  assert_int_equal(probe_connack(p), 0);
+  probe_close(p);
+
+  /* Keycloak rotates: the new kid is refused once, which makes the plugin fetch early, then accepted. */
+  certs_serve(two, 2);
+  const char *rotated = token_full(&T.k3, "k3", ISS, AUD, 600, "alice", "A_im-r");
+  p = probe_connect(b2.port, "url-2", "north", rotated, NULL, NULL);
+  assert_int_not_equal(probe_connack(p), 0);
+  probe_close(p);
+  assert_true(broker_log_has(&b2, "event=jwks_loaded source=url", "keys=2", 5000));
+  p = probe_connect(b2.port, "url-3", "north", rotated, NULL, NULL);
+  assert_int_equal(probe_connack(p), 0);
+  probe_close(p);
+  /* Agents are not configured on this broker: an svc: login is refused. */
+  p = probe_connect(b2.port, "url-agent", "svc:cira", T.cira, NULL, NULL);
+  assert_int_not_equal(probe_connack(p), 0);
+  probe_close(p);
+  assert_true(broker_stop(&b2));
+
+  K.stop = true;
+  pthread_join(K.thread, NULL);
+  close(K.fd);
+  assert_int_equal(K.hits, 2); /* at start, and once for the unknown kid */
+  free(K.body);
+}
+
 static void test_no_secret_in_broker_log(void **state) {
-  char *log = read_log();
+  char *log = read_log(&T.b);
   assert_non_null(strstr(log, "event=auth_ok")); /* the log is the broker's, and it was written */
   assert_null(strstr(log, T.cira));
   assert_null(strstr(log, T.rps));
@@ -469,6 +574,7 @@ int main(void) {
       cmocka_unit_test(test_agents_across_tenants),
       cmocka_unit_test(test_token_expiry_cuts_off),
       cmocka_unit_test(test_key_and_credential_reload),
+      cmocka_unit_test(test_jwks_url_follows_key_rotation),
       cmocka_unit_test(test_no_secret_in_broker_log),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -5,8 +5,6 @@
 #include <jansson.h>
 #include <jwt.h>
 #include <openssl/bio.h>
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <stdio.h>
@@ -14,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dmt/b64url.h"
+#include "dmt/jwks.h"
 
 static char *bio_text(BIO *b) {
   char *data;
@@ -47,34 +45,13 @@ void jwtkit_key_free(struct jwtkit_key *k) {
   memset(k, 0, sizeof *k);
 }
 
-static json_t *bn_b64(const EVP_PKEY *pkey, const char *name) {
-  BIGNUM *bn = NULL;
-  EVP_PKEY_get_bn_param(pkey, name, &bn);
-  int n = BN_num_bytes(bn);
-  unsigned char *raw = malloc((size_t)n);
-  BN_bn2bin(bn, raw);
-  char *text = malloc(DMT_B64URL_ENCODED_SIZE((size_t)n));
-  dmt_b64url_encode(raw, (size_t)n, text, DMT_B64URL_ENCODED_SIZE((size_t)n));
-  json_t *s = json_string(text);
-  free(raw);
-  free(text);
-  BN_free(bn);
-  return s;
-}
-
 char *jwtkit_jwks(const struct jwtkit_key *const *keys, size_t n) {
-  json_t *arr = json_array();
-  for (size_t i = 0; i < n; i++) {
-    json_t *jwk = json_pack("{s:s, s:s, s:s}", "kty", "RSA", "use", "sig", "alg", "RS256");
-    if (keys[i]->kid[0]) json_object_set_new(jwk, "kid", json_string(keys[i]->kid));
-    json_object_set_new(jwk, "n", bn_b64(keys[i]->pkey, OSSL_PKEY_PARAM_RSA_N));
-    json_object_set_new(jwk, "e", bn_b64(keys[i]->pkey, OSSL_PKEY_PARAM_RSA_E));
-    json_array_append_new(arr, jwk);
+  const char *pems[8], *kids[8];
+  for (size_t i = 0; i < n && i < 8; i++) {
+    pems[i] = keys[i]->pub_pem;
+    kids[i] = keys[i]->kid[0] ? keys[i]->kid : NULL;
   }
-  json_t *doc = json_pack("{s:o}", "keys", arr);
-  char *text = json_dumps(doc, JSON_COMPACT);
-  json_decref(doc);
-  return text;
+  return dmt_jwks_write(pems, kids, n < 8 ? n : 8);
 }
 
 char *jwtkit_claims(const char *iss, const char *aud_json, long long exp, const char *user, const char *roles_csv) {

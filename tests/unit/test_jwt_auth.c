@@ -266,8 +266,11 @@ static void test_jwks_parsing(void **state) {
   assert_non_null(dmt_jwks_find(s, "k2", NULL));
   assert_null(dmt_jwks_find(s, NULL, NULL)); /* no kid is ambiguous with two keys */
   assert_null(dmt_jwks_find(s, "k3", NULL));
+  assert_string_equal(dmt_jwks_find(s, "k1", NULL), k1.pub_pem); /* written and read back to the same key */
   dmt_jwks_free(s);
   free(text);
+  const char *not_rsa[] = {"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"};
+  assert_null(dmt_jwks_write(not_rsa, NULL, 1));
 
   text = jwtkit_jwks(weak, 1);
   assert_null(dmt_jwks_parse(text, strlen(text), err, sizeof err));

@@ -104,6 +104,10 @@ static const struct row north[] = {
     {W, "$SYS/broker/x", false, false},
     {W, "other/topic", false, false},
     {S, "", false, false},
+    /* concrete topics never hold wildcards (the broker refuses them too) */
+    {W, "dmt/v1/A/devices/+/cmd/power_action", false, false},
+    {W, "dmt/v1/A/provisioning/cmd/#", false, false},
+    {R, "dmt/v1/A/devices/+/state", false, false},
 };
 
 static const struct row agent[] = {
@@ -124,6 +128,7 @@ static const struct row agent[] = {
     {W, "other/topic", false, false},
     {R, "other/topic", false, false},
     {U, "#", false, true},
+    {W, "dmt/v1/+/devices/g/state", false, false},
 };
 
 static void test_north_table(void **state) {

@@ -30,4 +30,11 @@ size_t dmt_jwks_count(const struct dmt_jwks *k);
  */
 const char *dmt_jwks_find(const struct dmt_jwks *k, const char *kid, size_t *pem_len);
 
+/*
+ * The other direction, for development keys and tests: a JWKS document
+ * ({"keys":[...]}, malloc'd) publishing n RSA public keys given as PEM, each
+ * under its kid (NULL = none), marked use=sig, alg=RS256. NULL on error.
+ */
+char *dmt_jwks_write(const char *const *pub_pems, const char *const *kids, size_t n);
+
 #endif
