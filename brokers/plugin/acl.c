@@ -28,6 +28,7 @@ int on_acl_check(int event, void *event_data, void *userdata) {
   const char *user = mosquitto_client_username(ed->client), *why = "no valid token";
   bool ok;
   if (is_agent(user)) {
+    if (access != DMT_ACL_READ) clients_note_agent(p, ed->client); /* reads also reach offline sessions */
     ok = dmt_acl_agent(ed->topic, access, &why);
   } else {
     const struct client *c = clients_find(p, ed->client, time(NULL));

@@ -1,9 +1,10 @@
 /*
  * North clients (EIM services, OBaaS, dmtctl): the MQTT password is a
  * Keycloak access token. It is verified against the JWKS (see keys.c and
- * dmt/jwt_auth.h), the client id must be usable as a reply-inbox topic level,
- * and the identity (name, tenant grants, expiry) is kept per client for the
- * ACL, the requester stamp and the expiry sweep. The MQTT username is not
+ * dmt/jwt_auth.h), the client id must be usable as a reply-inbox topic level
+ * and must not be held by an agent or by another user (clients.c), and the
+ * identity (name, tenant grants, expiry) is kept per client for the ACL, the
+ * requester stamp and the expiry sweep. The MQTT username is not
  * trusted for anything; it only must not start with svc:, which routes a
  * login to auth_service.c. Neither the token nor any claim of a rejected
  * token is ever logged.
@@ -34,6 +35,12 @@ int auth_jwt(struct plugin *p, struct mosquitto *client, const char *username, c
     return MOSQ_ERR_AUTH;
   }
   char nbuf[160];
+  if ((reason = clients_claim_refused(p, cid, id.name, now))) {
+    plog(MOSQ_LOG_NOTICE, "event=auth_failed kind=token client=%s user=%s reason=\"%s\"",
+         log_safe(cid, cbuf, sizeof cbuf), log_safe(id.name, nbuf, sizeof nbuf), reason);
+    dmt_identity_clear(&id);
+    return MOSQ_ERR_AUTH;
+  }
   plog(MOSQ_LOG_INFO, "event=auth_ok kind=token client=%s user=%s tenants=%zu expires_in=%llds",
        log_safe(cid, cbuf, sizeof cbuf), log_safe(id.name, nbuf, sizeof nbuf), id.grants.n,
        (long long)(id.exp - now));

@@ -60,7 +60,7 @@ int auth_service(struct plugin *p, struct mosquitto *client, const char *usernam
          log_safe(username, ubuf, sizeof ubuf), log_safe(cid, cbuf, sizeof cbuf), reason);
     return MOSQ_ERR_AUTH;
   }
-  if (cid) clients_forget(p, cid); /* no north identity may linger under this client id */
+  if (cid && clients_put_agent(p, client, cid) != 0) return MOSQ_ERR_NOMEM; /* an agent may take any id over */
   plog(MOSQ_LOG_INFO, "event=auth_ok kind=service user=%s client=%s", log_safe(username, ubuf, sizeof ubuf),
        log_safe(cid, cbuf, sizeof cbuf));
   return MOSQ_ERR_SUCCESS;

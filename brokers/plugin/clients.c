@@ -1,12 +1,18 @@
 /*
- * North clients' identities and token expiry. An identity is keyed by client
- * id and bound to the connection that presented the token; it stays after a
- * disconnect until the token expires, so a persistent session keeps
- * receiving (queued) messages exactly as long as its token is valid. Once a
- * second (MOSQ_EVT_TICK), expired identities are dropped and their
- * connections, if still open, are kicked without will: a client whose token
- * expires must reconnect with a fresh one. The ACL also refuses an expired
- * identity in between ticks.
+ * Who holds each client id: a north client's identity (token grants and
+ * expiry) or an agent. MQTT lets a new connection with an existing client id
+ * take over the old one's session; this table is how the plugin refuses that
+ * across owners, so a tenant user can neither kick a terminator (and fire its
+ * will) nor take over another user's persistent session by reusing an id.
+ *
+ * A north identity is bound to the connection that presented the token and
+ * stays after a disconnect until the token expires, so a persistent session
+ * keeps receiving (queued) messages exactly as long as its token is valid.
+ * Once a second (MOSQ_EVT_TICK) expired identities are dropped and their
+ * connections, if still open, kicked without will; the ACL refuses an
+ * expired identity in between ticks. An agent's entry lives while it is
+ * connected (certificate-authenticated agents are registered at their first
+ * ACL check, as they never pass through BASIC_AUTH).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,19 +26,24 @@ static void client_free(struct client *c) {
 }
 
 static bool expired(const struct plugin *p, const struct client *c, time_t now) {
-  return (long long)now - dmt_jwt_verifier_skew(p->verifier) >= c->id.exp;
+  return !c->agent && (long long)now - dmt_jwt_verifier_skew(p->verifier) >= c->id.exp;
 }
 
-int clients_put(struct plugin *p, const struct mosquitto *conn, const char *client_id, struct dmt_identity *id) {
+/* Records conn as the holder of client_id (taking id's grants, when given). */
+static int put(struct plugin *p, const struct mosquitto *conn, const char *client_id, bool agent,
+               struct dmt_identity *id) {
   struct client *c = calloc(1, sizeof *c);
   if (!c) return -1;
   c->conn = conn;
   c->online = true;
-  c->id = *id;
-  memset(id, 0, sizeof *id);
+  c->agent = agent;
+  if (id) {
+    c->id = *id;
+    memset(id, 0, sizeof *id);
+  }
   void *old = NULL;
   if (dmt_strmap_put(&p->clients, client_id, c, &old) != 0) {
-    *id = c->id;
+    if (id) *id = c->id;
     free(c);
     return -1;
   }
@@ -40,13 +51,32 @@ int clients_put(struct plugin *p, const struct mosquitto *conn, const char *clie
   return 0;
 }
 
+int clients_put(struct plugin *p, const struct mosquitto *conn, const char *client_id, struct dmt_identity *id) {
+  return put(p, conn, client_id, false, id);
+}
+
+int clients_put_agent(struct plugin *p, const struct mosquitto *conn, const char *client_id) {
+  return put(p, conn, client_id, true, NULL);
+}
+
+const char *clients_claim_refused(struct plugin *p, const char *client_id, const char *name, time_t now) {
+  const struct client *c = dmt_strmap_get(&p->clients, client_id);
+  if (!c || expired(p, c, now)) return NULL;
+  if (c->agent) return c->online ? "client id held by an agent" : NULL;
+  return strcmp(c->id.name, name) != 0 ? "client id held by another user (until their token expires)" : NULL;
+}
+
 const struct client *clients_find(struct plugin *p, const struct mosquitto *conn, time_t now) {
   const char *cid = mosquitto_client_id(conn);
   const struct client *c = cid ? dmt_strmap_get(&p->clients, cid) : NULL;
-  return c && c->conn == conn && !expired(p, c, now) ? c : NULL;
+  return c && !c->agent && c->conn == conn && !expired(p, c, now) ? c : NULL;
 }
 
-void clients_forget(struct plugin *p, const char *client_id) { client_free(dmt_strmap_del(&p->clients, client_id)); }
+void clients_note_agent(struct plugin *p, const struct mosquitto *conn) {
+  const char *cid = mosquitto_client_id(conn);
+  const struct client *c = cid ? dmt_strmap_get(&p->clients, cid) : NULL;
+  if (cid && !(c && c->agent && c->conn == conn)) clients_put_agent(p, conn, cid);
+}
 
 static void free_entry(const char *key, void *value, void *ud) { client_free(value); }
 
@@ -60,7 +90,9 @@ int on_disconnect(int event, void *event_data, void *userdata) {
   struct plugin *p = userdata;
   const char *cid = mosquitto_client_id(ed->client);
   struct client *c = cid ? dmt_strmap_get(&p->clients, cid) : NULL;
-  if (c && c->conn == ed->client) c->online = false;
+  if (!c || c->conn != ed->client) return MOSQ_ERR_SUCCESS;
+  if (c->agent) client_free(dmt_strmap_del(&p->clients, cid));
+  else c->online = false;
   return MOSQ_ERR_SUCCESS;
 }
 

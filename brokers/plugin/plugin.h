@@ -44,11 +44,12 @@ struct plugin_keys {
   time_t last_forced;
 };
 
-/* A north client's identity, keyed by client id in plugin.clients. */
+/* The holder of a client id (plugin.clients): a north client's identity, or an agent. */
 struct client {
-  const struct mosquitto *conn; /* compared, never dereferenced: the connection this identity belongs to */
+  const struct mosquitto *conn; /* compared, never dereferenced: the connection holding the id */
   bool online;
-  struct dmt_identity id;
+  bool agent;
+  struct dmt_identity id;       /* north clients only */
 };
 
 struct plugin {
@@ -85,8 +86,13 @@ bool is_agent(const char *username);
 
 /* clients.c */
 int clients_put(struct plugin *p, const struct mosquitto *conn, const char *client_id, struct dmt_identity *id);
+int clients_put_agent(struct plugin *p, const struct mosquitto *conn, const char *client_id);
+/* Why user `name` may not take client_id over now, or NULL when it may. */
+const char *clients_claim_refused(struct plugin *p, const char *client_id, const char *name, time_t now);
+/* The live north identity of conn, or NULL. */
 const struct client *clients_find(struct plugin *p, const struct mosquitto *conn, time_t now);
-void clients_forget(struct plugin *p, const char *client_id);
+/* Registers an agent that authenticated without BASIC_AUTH (client certificate). */
+void clients_note_agent(struct plugin *p, const struct mosquitto *conn);
 void clients_free_all(struct plugin *p);
 int on_disconnect(int event, void *event_data, void *userdata);
 int on_tick(int event, void *event_data, void *userdata);

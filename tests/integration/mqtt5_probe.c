@@ -115,14 +115,14 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
 
 static bool connack_known(struct probe *p, const void *arg) { return p->connack != PROBE_NO_ANSWER; }
 
-struct probe *probe_connect(int port, const char *client_id, const char *username, const char *password,
-                            const char *will_topic, const char *will_payload) {
+static struct probe *connect_with(int port, const char *client_id, const char *username, const char *password,
+                                  const char *will_topic, const char *will_payload, unsigned session_expiry_s) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, (void (*)(void))mosquitto_lib_init);
   struct probe *p = calloc(1, sizeof *p);
   pthread_mutex_init(&p->mu, NULL);
   p->connack = p->sub_rc = p->pub_rc = PROBE_NO_ANSWER;
-  p->m = mosquitto_new(client_id, true, p);
+  p->m = mosquitto_new(client_id, session_expiry_s == 0, p);
   mosquitto_int_option(p->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
   mosquitto_reconnect_delay_set(p->m, 1, 1, false);
   if (username || password) mosquitto_username_pw_set(p->m, username, password);
@@ -133,11 +133,24 @@ struct probe *probe_connect(int port, const char *client_id, const char *usernam
   mosquitto_subscribe_v5_callback_set(p->m, on_subscribe);
   mosquitto_publish_v5_callback_set(p->m, on_publish);
   mosquitto_message_v5_callback_set(p->m, on_message);
-  if (mosquitto_connect_bind_v5(p->m, "127.0.0.1", port, 30, NULL, NULL) == MOSQ_ERR_SUCCESS) {
+  mosquitto_property *props = NULL;
+  if (session_expiry_s) mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, session_expiry_s);
+  if (mosquitto_connect_bind_v5(p->m, "127.0.0.1", port, 30, NULL, props) == MOSQ_ERR_SUCCESS) {
     mosquitto_loop_start(p->m);
     wait_cond(p, connack_known, NULL, 5000);
   }
+  mosquitto_property_free_all(&props);
   return p;
+}
+
+struct probe *probe_connect(int port, const char *client_id, const char *username, const char *password,
+                            const char *will_topic, const char *will_payload) {
+  return connect_with(port, client_id, username, password, will_topic, will_payload, 0);
+}
+
+struct probe *probe_connect_session(int port, const char *client_id, const char *username, const char *password,
+                                    unsigned session_expiry_s) {
+  return connect_with(port, client_id, username, password, NULL, NULL, session_expiry_s);
 }
 
 int probe_connack(struct probe *p) {

@@ -24,6 +24,9 @@ struct probe;
  */
 struct probe *probe_connect(int port, const char *client_id, const char *username, const char *password,
                             const char *will_topic, const char *will_payload);
+/* The same with clean_start=false and a session that outlives the connection by session_expiry_s. */
+struct probe *probe_connect_session(int port, const char *client_id, const char *username, const char *password,
+                                    unsigned session_expiry_s);
 /* The CONNACK reason code (0 = accepted) or PROBE_NO_ANSWER. */
 int probe_connack(struct probe *p);
 /* Clean DISCONNECT, then free. */

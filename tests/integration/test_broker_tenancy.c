@@ -414,6 +414,34 @@ static void test_agents_across_tenants(void **state) {
   probe_close(cira);
 }
 
+static void test_client_id_takeover_refused(void **state) {
+  /* A tenant user reusing a terminator's client id would kick it (and fire its will): refused. */
+  struct probe *cira = agent("dmt-cira-0", "svc:cira", T.cira);
+  struct probe *p = probe_connect(T.b.port, "dmt-cira-0", "north", token("mallory", "B_im-rw"), NULL, NULL);
+  assert_int_equal(probe_connack(p), DENIED);
+  probe_close(p);
+  assert_true(log_line_with("client=dmt-cira-0 user=mallory", "client id held by an agent", 2000));
+  assert_false(probe_wait_disconnect(cira, 300, NULL));
+  assert_int_equal(probe_subscribe(cira, "dmt/_sys/instances/+"), 1); /* still connected and working */
+
+  /* Nor can another user take over a persistent session and the messages queued for it. */
+  struct probe *victim = probe_connect_session(T.b.port, "victim-1", "north", token("alice", "A_im-r"), 300);
+  assert_int_equal(probe_connack(victim), 0);
+  assert_int_equal(probe_subscribe(victim, "dmt/v1/A/devices/+/state"), 1);
+  probe_close(victim); /* the session stays */
+  assert_int_equal(probe_publish(cira, "dmt/v1/A/devices/g/state", "queued", false, NULL), 0); /* routed to it */
+  p = probe_connect_session(T.b.port, "victim-1", "north", token("mallory", "A_im-r,B_im-r"), 300);
+  assert_int_equal(probe_connack(p), DENIED);
+  probe_close(p);
+  assert_true(log_line_with("client=victim-1 user=mallory", "client id held by another user", 2000));
+  /* Its owner, with a fresh token, gets the session and the queued message. */
+  victim = probe_connect_session(T.b.port, "victim-1", "north", token("alice", "A_im-r"), 1);
+  assert_int_equal(probe_connack(victim), 0);
+  assert_true(probe_wait_message(victim, "dmt/v1/A/devices/g/state", "queued", 5000));
+  probe_close(victim);
+  probe_close(cira);
+}
+
 static void test_token_expiry_cuts_off(void **state) {
   struct probe *cira = agent("cira-exp", "svc:cira", T.cira);
   struct probe *steady = north("steady", token("alice", "A_im-r"));
@@ -572,6 +600,7 @@ int main(void) {
       cmocka_unit_test(test_read_only_role),
       cmocka_unit_test(test_rejected_tokens),
       cmocka_unit_test(test_agents_across_tenants),
+      cmocka_unit_test(test_client_id_takeover_refused),
       cmocka_unit_test(test_token_expiry_cuts_off),
       cmocka_unit_test(test_key_and_credential_reload),
       cmocka_unit_test(test_jwks_url_follows_key_rotation),
