@@ -579,6 +579,52 @@ static void test_jwks_url_follows_key_rotation(void **state) {
   free(K.body);
 }
 
+/* True when Mosquitto refuses to start with these plugin options (exits non-zero, listener never opens). */
+static bool broker_refuses(const char *plugin_opts) {
+  struct broker b = {.dir = T.b.dir};
+  b.port = dmt_test_free_port();
+  snprintf(b.conf, sizeof b.conf, "%s/refused-%d.conf", b.dir, b.port);
+  snprintf(b.log, sizeof b.log, "%s/refused-%d.log", b.dir, b.port);
+  FILE *f = fopen(b.conf, "w");
+  fprintf(f, "per_listener_settings false\nallow_anonymous false\n%slistener %d 127.0.0.1\nplugin %s\n%s",
+          geteuid() == 0 ? "user root\n" : "", b.port, dmt_test_bin("brokers/dmt_auth_plugin.so"), plugin_opts);
+  fclose(f);
+  char *argv[] = {"/usr/sbin/mosquitto", "-c", b.conf, NULL};
+  pid_t pid = dmt_test_spawn(argv, NULL, b.log);
+  uint64_t deadline = dmt_test_now_ms() + 10000;
+  int st = 0;
+  while (waitpid(pid, &st, WNOHANG) == 0) {
+    if (dmt_test_now_ms() > deadline) {
+      dmt_test_stop(pid, SIGKILL, 1000);
+      return false;
+    }
+    usleep(20000);
+  }
+  return WIFEXITED(st) && WEXITSTATUS(st) != 0;
+}
+
+static void test_misconfiguration_stops_the_broker(void **state) {
+  char agents[760], jwks[760], opts[1600];
+  snprintf(agents, sizeof agents, "plugin_opt_agents_file %s\n", T.agents);
+  snprintf(jwks, sizeof jwks, "plugin_opt_jwks_file %s\n", T.jwks);
+  const struct {
+    const char *file, *rest;
+  } cases[] = {
+      {agents, "plugin_opt_agent_secret false\n"}, /* mistyped option */
+      {agents, "plugin_opt_agent_secrets maybe\n"},
+      {agents, "plugin_opt_clock_skew 9999\n"},
+      {jwks, "plugin_opt_issuer x\n"}, /* a JWKS without an audience */
+      {"", "plugin_opt_jwks_file /nonexistent/jwks.json\nplugin_opt_issuer x\nplugin_opt_audience y\n"},
+      {"", "plugin_opt_jwks_url ftp://kc/certs\nplugin_opt_issuer x\nplugin_opt_audience y\n"},
+      {"", "plugin_opt_issuer x\n"}, /* neither tokens nor agents */
+      {"plugin_opt_agents_file /nonexistent/agents.passwd\n", ""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    snprintf(opts, sizeof opts, "%s%s", cases[i].file, cases[i].rest);
+    if (!broker_refuses(opts)) fail_msg("case %zu started: %s", i, opts);
+  }
+}
+
 static void test_no_secret_in_broker_log(void **state) {
   char *log = read_log(&T.b);
   assert_non_null(strstr(log, "event=auth_ok")); /* the log is the broker's, and it was written */
@@ -604,6 +650,7 @@ int main(void) {
       cmocka_unit_test(test_token_expiry_cuts_off),
       cmocka_unit_test(test_key_and_credential_reload),
       cmocka_unit_test(test_jwks_url_follows_key_rotation),
+      cmocka_unit_test(test_misconfiguration_stops_the_broker),
       cmocka_unit_test(test_no_secret_in_broker_log),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
