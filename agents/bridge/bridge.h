@@ -482,6 +482,7 @@ int br_pfx_check(const char *b64, const char *password, const char *suffix, bool
 int br_x509_check_b64(const char *b64, char *msg, size_t msglen);
 /* Loads OpenSSL's legacy provider (RC2/3DES PKCS#12); call once at start. */
 void br_pfx_init(void);
+void br_pfx_cleanup(void);
 
 /* ------------------------------------------------------------------ server */
 

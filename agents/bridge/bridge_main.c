@@ -194,6 +194,7 @@ int main(int argc, char **argv) {
   dmt_workq_destroy(&s->q);
   br_auth_emf_free(s);
   dmt_secrets_close(s->secrets);
+  br_pfx_cleanup();
   dmt_config_free(&cfg);
   return 0;
 }

@@ -26,12 +26,17 @@
   "certificate is a valid certificate."
 #define AMT_ACTIVATION_OID "2.16.840.1.113741.1.2.3"
 
+static OSSL_PROVIDER *legacy_provider, *default_provider;
+
 void br_pfx_init(void) {
-  static bool done;
-  if (done) return;
-  done = true;
-  OSSL_PROVIDER_load(NULL, "legacy");
-  OSSL_PROVIDER_load(NULL, "default");
+  if (!legacy_provider) legacy_provider = OSSL_PROVIDER_load(NULL, "legacy");
+  if (!default_provider) default_provider = OSSL_PROVIDER_load(NULL, "default");
+}
+
+void br_pfx_cleanup(void) {
+  if (legacy_provider) OSSL_PROVIDER_unload(legacy_provider);
+  if (default_provider) OSSL_PROVIDER_unload(default_provider);
+  legacy_provider = default_provider = NULL;
 }
 
 static int b64v(int c) {
