@@ -35,3 +35,11 @@ if(NOT MOSQUITTO_BIN)
 endif()
 
 find_package(Threads REQUIRED)
+
+# libcurl (OpenSSL flavour): the Vault KV v2 client of the secret store and the
+# broker plugin's JWKS fetcher; blocking HTTP with TLS verification, timeouts
+# and proxies, where a hand-written client would be the risk.
+dmt_require_pkg(CURL        libcurl        libcurl4-openssl-dev)
+
+# libmosquitto: the MQTT v5 client the broker tenancy test drives the real broker with.
+dmt_require_pkg(LIBMOSQUITTO libmosquitto  libmosquitto-dev)

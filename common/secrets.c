@@ -1,7 +1,8 @@
 /*
  * The secret store front end (see dmt/secrets.h): path validation, key
- * parsing, back-end selection, and the wipe helper. The back ends live in
- * secrets_embedded.c (AES-256-GCM in PostgreSQL) and secrets_vault.c.
+ * parsing, back-end selection, the wipe helper and the memory back ends keep
+ * their keys and tokens in. The back ends live in secrets_embedded.c
+ * (AES-256-GCM in PostgreSQL) and secrets_vault.c (Vault KV v2).
  */
 #include <ctype.h>
 #include <openssl/crypto.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "dmt/config.h"
 #include "secrets_internal.h"
@@ -55,6 +57,28 @@ void dmt_secrets_config_from(const struct dmt_config *c, struct dmt_secrets_conf
   cfg->key = dmt_config_str(c, "secrets.key");
   cfg->key_id = dmt_config_str(c, "secrets.key_id");
   cfg->old_keys = dmt_config_str(c, "secrets.old_keys");
+  cfg->vault_address = dmt_config_str(c, "secrets.vault.address");
+  cfg->vault_token = dmt_config_str(c, "secrets.vault.token");
+  cfg->vault_mount_path = dmt_config_str(c, "secrets.vault.mount_path");
+  cfg->vault_k8s_role = dmt_config_str(c, "secrets.vault.k8s_role");
+  cfg->vault_k8s_jwt_file = dmt_config_str(c, "secrets.vault.k8s_jwt_file");
+  cfg->vault_k8s_mount = dmt_config_str(c, "secrets.vault.k8s_mount");
+  cfg->vault_ca_file = dmt_config_str(c, "secrets.vault.ca_file");
+}
+
+void *dmt_secrets_secure_alloc(size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  madvise(p, size, MADV_DONTDUMP); /* never in a core dump */
+  mlock(p, size);                  /* best effort: never in swap (needs RLIMIT_MEMLOCK) */
+  return p;                        /* zero-filled */
+}
+
+void dmt_secrets_secure_free(void *p, size_t size) {
+  if (!p) return;
+  OPENSSL_cleanse(p, size);
+  munlock(p, size);
+  munmap(p, size);
 }
 
 struct dmt_secrets *dmt_secrets_open(const struct dmt_secrets_config *cfg, char *err, size_t errlen) {

@@ -4,7 +4,10 @@
  * its key id and a fresh 96-bit nonce. The tenant and path are bound as
  * additional authenticated data, so a ciphertext copied to another row does
  * not decrypt. Older keys stay readable until dmt_secrets_rotate() has
- * re-encrypted every row under the current one.
+ * re-encrypted every row under the current one; rotation rewrites a row only
+ * if it still holds the ciphertext that was decrypted (compare-and-set on
+ * key_id + nonce), so a concurrent put is never overwritten with older data.
+ * The key table lives in memory excluded from core dumps.
  */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -131,39 +134,47 @@ static int e_get(struct dmt_secrets *s, PGconn *db, const char *tenant, const ch
   return rc;
 }
 
-static int write_row(struct embedded *e, PGconn *db, const char *tenant, const char *path, const char *plain,
-                     char *err, size_t errlen) {
+/*
+ * Encrypts obj for (tenant, path) under the current key and writes it: an
+ * upsert, or - when cas_key_id is set - an update that only applies while the
+ * row still holds (cas_key_id, cas_nonce). Returns the rows written or -1.
+ */
+static long store(struct embedded *e, PGconn *db, const char *tenant, const char *path, const json_t *obj,
+                  const char *cas_key_id, const char *cas_nonce, char *err, size_t errlen) {
+  char *plain = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
   uint8_t nonce[NONCE_LEN], *ct = NULL;
   size_t ctlen = 0;
-  if (seal(&e->keys[0], tenant, path, plain, strlen(plain), nonce, &ct, &ctlen) != 0) {
+  int sealed = plain ? seal(&e->keys[0], tenant, path, plain, strlen(plain), nonce, &ct, &ctlen) : -1;
+  if (plain) OPENSSL_cleanse(plain, strlen(plain));
+  free(plain);
+  if (sealed != 0) {
     snprintf(err, errlen, "encryption failed");
-    return DMT_SECRETS_ERROR;
+    return -1;
   }
   size_t n1, n2;
-  unsigned char *en = PQescapeByteaConn(db, nonce, NONCE_LEN, &n1);
-  unsigned char *ec = PQescapeByteaConn(db, ct, ctlen, &n2);
+  unsigned char *en = PQescapeByteaConn(db, nonce, NONCE_LEN, &n1), *ec = PQescapeByteaConn(db, ct, ctlen, &n2);
   free(ct);
-  const char *p[] = {tenant, path, e->keys[0].id, (const char *)en, (const char *)ec};
-  int rc = (en && ec) ? dmt_pg_exec(db,
-                                    "INSERT INTO dmt.secrets (tenant_id, path, key_id, nonce, ciphertext, updated_at) "
-                                    "VALUES ($1, $2, $3, $4::bytea, $5::bytea, now()) ON CONFLICT (tenant_id, path) "
-                                    "DO UPDATE SET key_id = EXCLUDED.key_id, nonce = EXCLUDED.nonce, "
-                                    "ciphertext = EXCLUDED.ciphertext, updated_at = now()",
-                                    5, p, NULL, err, errlen)
+  const char *p[] = {tenant, path, e->keys[0].id, (const char *)en, (const char *)ec, cas_key_id, cas_nonce};
+  const char *upsert = "INSERT INTO dmt.secrets (tenant_id, path, key_id, nonce, ciphertext, updated_at) "
+                       "VALUES ($1, $2, $3, $4::bytea, $5::bytea, now()) ON CONFLICT (tenant_id, path) "
+                       "DO UPDATE SET key_id = EXCLUDED.key_id, nonce = EXCLUDED.nonce, "
+                       "ciphertext = EXCLUDED.ciphertext, updated_at = now()";
+  const char *cas = "UPDATE dmt.secrets SET key_id = $3, nonce = $4::bytea, ciphertext = $5::bytea, updated_at = now() "
+                    "WHERE tenant_id = $1 AND path = $2 AND key_id = $6 AND nonce = $7::bytea";
+  PGresult *r = NULL;
+  int rc = (en && ec) ? dmt_pg_exec(db, cas_key_id ? cas : upsert, cas_key_id ? 7 : 5, p, &r, err, errlen)
                       : DMT_PG_ERROR;
   PQfreemem(en);
   PQfreemem(ec);
-  return map_pg(rc);
+  long rows = rc == DMT_PG_OK ? atol(PQcmdTuples(r)) : -1;
+  PQclear(r);
+  return rows;
 }
 
 static int e_put(struct dmt_secrets *s, PGconn *db, const char *tenant, const char *path, const json_t *obj,
                  char *err, size_t errlen) {
-  char *plain = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
-  if (!plain) return DMT_SECRETS_BAD_INPUT;
-  int rc = write_row((struct embedded *)s, db, tenant, path, plain, err, errlen);
-  OPENSSL_cleanse(plain, strlen(plain));
-  free(plain);
-  return rc;
+  return store((struct embedded *)s, db, tenant, path, obj, NULL, NULL, err, errlen) < 0 ? DMT_SECRETS_ERROR
+                                                                                          : DMT_SECRETS_OK;
 }
 
 static int e_del(struct dmt_secrets *s, PGconn *db, const char *tenant, const char *path, char *err, size_t errlen) {
@@ -171,30 +182,49 @@ static int e_del(struct dmt_secrets *s, PGconn *db, const char *tenant, const ch
   return map_pg(dmt_pg_exec(db, "DELETE FROM dmt.secrets WHERE tenant_id = $1 AND path = $2", 2, p, NULL, err, errlen));
 }
 
+#define ROTATE_BATCH "200"
+
 static long e_rotate(struct dmt_secrets *s, PGconn *db, char *err, size_t errlen) {
   struct embedded *e = (struct embedded *)s;
-  const char *p[] = {e->keys[0].id};
-  PGresult *r;
-  if (dmt_pg_exec(db, "SELECT key_id, nonce, ciphertext, tenant_id, path FROM dmt.secrets WHERE key_id <> $1", 1, p,
-                  &r, err, errlen) != DMT_PG_OK)
-    return -1;
   long done = 0;
-  for (int i = 0; i < PQntuples(r); i++) {
-    const char *tenant = PQgetvalue(r, i, 3), *path = PQgetvalue(r, i, 4);
-    json_t *obj = NULL;
-    if (decrypt_row(e, tenant, path, r, i, &obj, err, errlen) != DMT_SECRETS_OK) {
+  char after_tenant[80] = "", *after_path = strdup("");
+  bool first = true;
+  for (;;) {
+    /* Keyset pagination: each row is visited once even if it cannot be rewritten. */
+    const char *p[] = {e->keys[0].id, after_tenant, after_path, first ? "t" : "f"};
+    PGresult *r;
+    if (!after_path || dmt_pg_exec(db,
+                                   "SELECT key_id, nonce, ciphertext, tenant_id, path FROM dmt.secrets WHERE key_id <> $1 "
+                                   "AND ($4 OR (tenant_id, path) > ($2, $3)) ORDER BY tenant_id, path LIMIT " ROTATE_BATCH,
+                                   4, p, &r, err, errlen) != DMT_PG_OK) {
       done = -1;
       break;
     }
-    int rc = e_put(s, db, tenant, path, obj, err, errlen);
-    dmt_secrets_wipe(obj);
-    if (rc != DMT_SECRETS_OK) {
-      done = -1;
-      break;
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows && done >= 0; i++) {
+      const char *tenant = PQgetvalue(r, i, 3), *path = PQgetvalue(r, i, 4);
+      json_t *obj = NULL;
+      char why[128];
+      if (decrypt_row(e, tenant, path, r, i, &obj, why, sizeof why) != DMT_SECRETS_OK) {
+        snprintf(err, errlen, "cannot rotate tenant=\"%s\" path=\"%s\": %s", tenant, path, why);
+        done = -1;
+        break;
+      }
+      /* 0 rows: a put replaced it meanwhile (under the current key), which is as good. */
+      long rc = store(e, db, tenant, path, obj, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), err, errlen);
+      dmt_secrets_wipe(obj);
+      done = rc < 0 ? -1 : done + rc;
     }
-    done++;
+    if (done >= 0 && rows > 0) {
+      snprintf(after_tenant, sizeof after_tenant, "%s", PQgetvalue(r, rows - 1, 3));
+      free(after_path);
+      after_path = strdup(PQgetvalue(r, rows - 1, 4));
+      first = false;
+    }
+    PQclear(r);
+    if (done < 0 || rows < atoi(ROTATE_BATCH)) break;
   }
-  PQclear(r);
+  free(after_path);
   return done;
 }
 
@@ -202,46 +232,65 @@ static int e_health(struct dmt_secrets *s, PGconn *db, char *err, size_t errlen)
   return map_pg(dmt_pg_exec(db, "SELECT 1 FROM dmt.secrets LIMIT 1", 0, NULL, NULL, err, errlen));
 }
 
-static void e_close(struct dmt_secrets *s) {
-  OPENSSL_cleanse(((struct embedded *)s)->keys, sizeof ((struct embedded *)s)->keys);
-  free(s);
-}
+static void e_close(struct dmt_secrets *s) { dmt_secrets_secure_free(s, sizeof(struct embedded)); }
 
 static const struct dmt_secrets_ops embedded_ops = {e_close, e_get, e_put, e_del, e_rotate, e_health};
 
-struct dmt_secrets *dmt_secrets_embedded_open(const struct dmt_secrets_config *cfg, char *err, size_t errlen) {
-  struct embedded *e = calloc(1, sizeof *e);
-  if (!e) return NULL;
-  e->base.ops = &embedded_ops;
-  if (!cfg->key || dmt_secrets_parse_key(cfg->key, e->keys[0].bytes) != 0) {
-    snprintf(err, errlen, "secrets key must be 32 bytes as 64 hex digits or base64");
-    free(e);
-    return NULL;
-  }
-  snprintf(e->keys[0].id, sizeof e->keys[0].id, "%s", cfg->key_id && *cfg->key_id ? cfg->key_id : "k1");
-  e->nkeys = 1;
-  /* old_keys: "id:key,id:key" */
-  char *list = cfg->old_keys ? strdup(cfg->old_keys) : NULL, *save = NULL;
-  for (char *item = list ? strtok_r(list, ",", &save) : NULL; item && e->nkeys < MAX_KEYS;
-       item = strtok_r(NULL, ",", &save)) {
-    char *colon = strchr(item, ':');
+static bool id_taken(const struct embedded *e, const char *id, size_t len) {
+  for (size_t i = 0; i < e->nkeys; i++)
+    if (strlen(e->keys[i].id) == len && memcmp(e->keys[i].id, id, len) == 0) return true;
+  return false;
+}
+
+/* old_keys: "id:key,id:key". 0 or -1 with err set. */
+static int add_old_keys(struct embedded *e, const char *text, char *err, size_t errlen) {
+  for (const char *item = text; item && *item;) {
+    const char *end = strchr(item, ','), *colon = memchr(item, ':', end ? (size_t)(end - item) : strlen(item));
+    size_t len = end ? (size_t)(end - item) : strlen(item);
+    char keytext[128];
+    if (!colon || colon == item || (size_t)(colon - item) >= sizeof e->keys[0].id ||
+        len - (size_t)(colon - item) - 1 >= sizeof keytext) {
+      snprintf(err, errlen, "old secrets keys must be `id:key` pairs separated by commas");
+      return -1;
+    }
+    if (e->nkeys == MAX_KEYS || id_taken(e, item, (size_t)(colon - item))) {
+      snprintf(err, errlen, "old secrets keys: at most %d keys, each id once (and not the current key's id)",
+               MAX_KEYS - 1);
+      return -1;
+    }
     struct key *k = &e->keys[e->nkeys];
-    if (!colon || dmt_secrets_parse_key(colon + 1, k->bytes) != 0) {
-      snprintf(err, errlen, "old secrets keys must be `id:key` pairs");
-      OPENSSL_cleanse(list, strlen(list));
-      free(list);
-      e_close(&e->base);
-      return NULL;
+    snprintf(keytext, sizeof keytext, "%.*s", (int)(len - (size_t)(colon - item) - 1), colon + 1);
+    int rc = dmt_secrets_parse_key(keytext, k->bytes);
+    OPENSSL_cleanse(keytext, sizeof keytext);
+    if (rc != 0) {
+      snprintf(err, errlen, "old secrets key `%.*s` must be 32 bytes as 64 hex digits or base64", (int)(colon - item),
+               item);
+      return -1;
     }
     snprintf(k->id, sizeof k->id, "%.*s", (int)(colon - item), item);
     e->nkeys++;
+    item = end ? end + 1 : NULL;
   }
-  if (list) OPENSSL_cleanse(list, strlen(list));
-  free(list);
-  return &e->base;
+  return 0;
 }
 
-struct dmt_secrets *dmt_secrets_vault_open(const struct dmt_secrets_config *cfg, char *err, size_t errlen) {
-  snprintf(err, errlen, "the Vault back end is not available in this build (use the embedded back end)");
+struct dmt_secrets *dmt_secrets_embedded_open(const struct dmt_secrets_config *cfg, char *err, size_t errlen) {
+  struct embedded *e = dmt_secrets_secure_alloc(sizeof *e);
+  if (!e) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  e->base.ops = &embedded_ops;
+  const char *id = cfg->key_id && *cfg->key_id ? cfg->key_id : "k1";
+  if (!cfg->key || dmt_secrets_parse_key(cfg->key, e->keys[0].bytes) != 0) {
+    snprintf(err, errlen, "secrets key must be 32 bytes as 64 hex digits or base64");
+  } else if (strlen(id) >= sizeof e->keys[0].id || strchr(id, ':') || strchr(id, ',')) {
+    snprintf(err, errlen, "secrets key id must be under %zu characters, without ':' or ','", sizeof e->keys[0].id);
+  } else {
+    snprintf(e->keys[0].id, sizeof e->keys[0].id, "%s", id);
+    e->nkeys = 1;
+    if (add_old_keys(e, cfg->old_keys, err, errlen) == 0) return &e->base;
+  }
+  e_close(&e->base);
   return NULL;
 }

@@ -3,6 +3,7 @@
 #define DMT_SECRETS_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dmt/secrets.h"
@@ -21,6 +22,11 @@ struct dmt_secrets_ops {
 struct dmt_secrets {
   const struct dmt_secrets_ops *ops;
 };
+
+/* Zeroed memory kept out of core dumps (and, when allowed, out of swap); for keys and tokens. */
+void *dmt_secrets_secure_alloc(size_t size);
+/* Zeroes and releases memory from dmt_secrets_secure_alloc. NULL is fine. */
+void dmt_secrets_secure_free(void *p, size_t size);
 
 /* 64 hex digits or base64 of 32 bytes. */
 int dmt_secrets_parse_key(const char *text, uint8_t key[32]);

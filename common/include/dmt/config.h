@@ -77,6 +77,17 @@ int dmt_config_from_args(struct dmt_config *c, int argc, char **argv, char *err,
    "AES-256 key of the embedded store (64 hex digits or base64)", DMT_CFG_SECRET},                     \
   {"secrets.key_id", "DMT_SECRETS_KEY_ID", NULL, "k1", "id of secrets.key (stored with each secret)", 0}, \
   {"secrets.old_keys", "DMT_SECRETS_OLD_KEYS", NULL, NULL,                                             \
-   "previous keys still readable during rotation: id:key,id:key", DMT_CFG_SECRET}
+   "previous keys still readable during rotation: id:key,id:key", DMT_CFG_SECRET},                     \
+  {"secrets.vault.address", "DMT_VAULT_ADDRESS", NULL, NULL, "Vault address, e.g. https://vault:8200", 0}, \
+  {"secrets.vault.token", "DMT_VAULT_TOKEN", NULL, NULL,                                               \
+   "static Vault token (renewed before expiry); unset = Kubernetes login", DMT_CFG_SECRET},            \
+  {"secrets.vault.mount_path", "DMT_VAULT_MOUNT_PATH", NULL, "secret/data/",                           \
+   "KV v2 data prefix, as DMT's secrets_path", 0},                                                    \
+  {"secrets.vault.k8s_role", "DMT_VAULT_K8S_ROLE", NULL, NULL, "Vault Kubernetes auth role", 0},        \
+  {"secrets.vault.k8s_jwt_file", "DMT_VAULT_K8S_JWT_FILE", NULL,                                       \
+   "/var/run/secrets/kubernetes.io/serviceaccount/token", "service account token for the Vault login", 0}, \
+  {"secrets.vault.k8s_mount", "DMT_VAULT_K8S_MOUNT", NULL, "kubernetes",                               \
+   "mount path of Vault's Kubernetes auth method", 0},                                                \
+  {"secrets.vault.ca_file", "DMT_VAULT_CA_FILE", NULL, NULL, "CA bundle to verify Vault (https)", 0}
 
 #endif

@@ -10,6 +10,16 @@
  *  - embedded (default): AES-256-GCM in dmt.secrets, key from a file or the
  *    environment, key id stored per row so keys can be rotated;
  *  - vault: HashiCorp Vault KV v2 with token renewal and Kubernetes login.
+ *    The default tenant ("") uses DMT's own paths (<mount>devices/<guid>,
+ *    <mount>MPSCerts, ...), so a Vault that DMT populated keeps working;
+ *    tenant T uses <mount>tenants/T/<path> (a default-tenant path may not
+ *    start with "tenants/"). A static token is renewed in the background at
+ *    two thirds of its lease; with a Kubernetes role the store logs in with
+ *    the pod's service account token and logs in again when the lease cannot
+ *    be renewed further (or Vault answers 403).
+ *
+ * Key material and Vault tokens live in memory excluded from core dumps
+ * (MADV_DONTDUMP) and are zeroed when the store is closed.
  *
  * The embedded back end runs its SQL on the PGconn the caller passes, so the
  * caller decides which thread blocks (agents call it from their database
@@ -50,6 +60,8 @@ struct dmt_secrets_config {
   const char *vault_mount_path;/* KV v2 data prefix, default "secret/data/" */
   const char *vault_k8s_role;  /* Kubernetes auth role; JWT read from the service account file */
   const char *vault_k8s_jwt_file;
+  const char *vault_k8s_mount; /* Kubernetes auth mount, default "kubernetes" */
+  const char *vault_ca_file;   /* CA bundle for https:// Vault; NULL = system CAs */
   const struct dmt_log *log;
 };
 
