@@ -58,8 +58,15 @@ static const struct dmt_config_key keys[] = {
     {"auth.jwks_file", "DMT_AUTH_JWKS_FILE", NULL, NULL, "emf: JWKS file with the RS256 keys", 0},
     {"auth.jwks_url", "DMT_AUTH_JWKS_URL", NULL, NULL, "emf: JWKS URL (Keycloak certs endpoint)", 0},
     {"auth.issuer", "DMT_AUTH_ISSUER", NULL, NULL, "emf: expected iss", 0},
-    {"auth.audience", "DMT_AUTH_AUDIENCE", NULL, NULL, "emf: expected aud (unset: not checked)", 0},
+    {"auth.audience", "DMT_AUTH_AUDIENCE", NULL, NULL, "emf: accepted aud values (comma-separated)", 0},
     {"auth.clock_skew_s", "DMT_AUTH_CLOCK_SKEW_S", NULL, "30", "emf: tolerated clock skew for exp/nbf", 0},
+    {"auth.jwks_ca_file", "DMT_AUTH_JWKS_CA_FILE", NULL, NULL, "emf: CA bundle for an https auth.jwks_url", 0},
+    {"auth.jwks_refresh_s", "DMT_AUTH_JWKS_REFRESH_S", NULL, "300", "emf: seconds between JWKS fetches", 0},
+    {"auth.roles_rw", "DMT_AUTH_ROLES_RW", NULL, NULL,
+     "emf: role suffixes granting read-write on <project> (default im-rw)", 0},
+    {"auth.roles_ro", "DMT_AUTH_ROLES_RO", NULL, NULL, "emf: role suffixes granting read-only (default im-r)", 0},
+    {"auth.roles_client", "DMT_AUTH_ROLES_CLIENT", NULL, NULL,
+     "emf: also read resource_access.<client>.roles", 0},
 };
 
 static struct br_server srv;

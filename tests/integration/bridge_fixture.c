@@ -14,9 +14,16 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pkcs12.h>
+
+#include "dmt/pg.h"
+#include "dmt/tls.h"
 #include "harness.h"
+#include "jwtkit.h"
 
 int bt_bridge_start(struct bt_bridge *b, const char *dsn, const char *secrets_key, const char *dir,
                     const char *const *extra) {
@@ -42,7 +49,17 @@ int bt_bridge_start(struct bt_bridge *b, const char *dsn, const char *secrets_ke
   snprintf(b->log, sizeof b->log, "%s/%s.log", dir, b->instance);
   b->pid = dmt_test_spawn(argv, NULL, b->log);
   if (b->pid <= 0) return -1;
-  return dmt_test_wait_port(b->mps_port, 20000) && dmt_test_wait_port(b->rps_port, 5000) ? 0 : -1;
+  if (!dmt_test_wait_port(b->mps_port, 20000) || !dmt_test_wait_port(b->rps_port, 5000)) return -1;
+  /* ready once health is green: database migrated and reachable, broker connected */
+  for (int i = 0; i < 200; i++) {
+    struct bt_response r;
+    int rc = bt_http(b->mps_port, "GET", "/api/v1/health", NULL, NULL, 0, &r);
+    int status = r.status;
+    bt_response_free(&r);
+    if (rc == 0 && status == 200) return 0;
+    usleep(100000);
+  }
+  return -1;
 }
 
 int bt_bridge_stop(struct bt_bridge *b) {
@@ -130,3 +147,88 @@ bool bt_header(const struct bt_response *r, const char *name, char *out, size_t 
 }
 
 json_t *bt_json(const struct bt_response *r) { return r->body ? json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL) : NULL; }
+
+int bt_sql(const char *dsn, const char *sql) {
+  char err[256];
+  PGconn *c = dmt_pg_connect(dsn, err, sizeof err);
+  if (!c) return -1;
+  int rc = dmt_pg_exec(c, sql, 0, NULL, NULL, err, sizeof err);
+  if (rc != DMT_PG_OK) fprintf(stderr, "bt_sql: %s\n", err);
+  PQfinish(c);
+  return rc == DMT_PG_OK ? 0 : -1;
+}
+
+char *bt_sql_value(const char *dsn, const char *sql) {
+  char err[256];
+  PGconn *c = dmt_pg_connect(dsn, err, sizeof err);
+  if (!c) return NULL;
+  PGresult *r = NULL;
+  char *out = NULL;
+  if (dmt_pg_exec(c, sql, 0, NULL, &r, err, sizeof err) == DMT_PG_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+    out = strdup(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  PQfinish(c);
+  return out;
+}
+
+char *bt_make_pfx(const char *cn, const char *password) {
+  char err[256];
+  EVP_PKEY *rk = dmt_tls_rsa_key(2048), *lk = dmt_tls_rsa_key(2048);
+  struct dmt_cert_spec rs = {.common_name = "Test Provisioning Root", .is_ca = true, .days_before = 1, .days_valid = 3650};
+  struct dmt_cert_spec ls = {.common_name = cn, .ext_key_usage = "serverAuth,2.16.840.1.113741.1.2.3", .days_before = 1,
+                             .days_valid = 365};
+  X509 *root = dmt_tls_issue(&rs, rk, NULL, NULL, err, sizeof err);
+  X509 *leaf = root ? dmt_tls_issue(&ls, lk, root, rk, err, sizeof err) : NULL;
+  char *b64 = NULL;
+  if (leaf) {
+    STACK_OF(X509) *ca = sk_X509_new_null();
+    sk_X509_push(ca, root);
+    PKCS12 *p12 = PKCS12_create(password, "test", lk, leaf, ca, NID_aes_256_cbc, NID_aes_256_cbc, 2048, 1, 0);
+    sk_X509_free(ca);
+    unsigned char *der = NULL;
+    int n = p12 ? i2d_PKCS12(p12, &der) : 0;
+    if (n > 0) {
+      b64 = malloc((size_t)n * 2 + 4);
+      EVP_EncodeBlock((unsigned char *)b64, der, n);
+    }
+    OPENSSL_free(der);
+    PKCS12_free(p12);
+  }
+  X509_free(root);
+  X509_free(leaf);
+  EVP_PKEY_free(rk);
+  EVP_PKEY_free(lk);
+  return b64;
+}
+
+const char *const *bt_emf_args(const struct jwtkit_key *key, const char *dir) {
+  static char file[700], a_file[760];
+  static const char *args[8];
+  const struct jwtkit_key *keys[] = {key};
+  char *jwks = jwtkit_jwks(keys, 1);
+  snprintf(file, sizeof file, "%s/jwks.json", dir);
+  jwtkit_write_file(file, jwks);
+  free(jwks);
+  snprintf(a_file, sizeof a_file, "--auth.jwks_file=%s", file);
+  args[0] = "--auth.mode=emf";
+  args[1] = a_file;
+  args[2] = "--auth.issuer=" BT_ISSUER;
+  args[3] = "--auth.audience=" BT_AUDIENCE;
+  args[4] = "--auth.clock_skew_s=5";
+  args[5] = NULL;
+  return args;
+}
+
+char *bt_token(const struct jwtkit_key *key, const char *roles, long exp_in) {
+  char *claims = jwtkit_claims(BT_ISSUER, "\"" BT_AUDIENCE "\"", (long long)time(NULL) + exp_in, "user", roles);
+  char *tok = jwtkit_sign(key, key->kid, claims);
+  free(claims);
+  return tok;
+}
+
+const char *bt_auth_headers(const char *token, const char *project) {
+  static char h[20000];
+  int n = snprintf(h, sizeof h, "Authorization: Bearer %s\r\n", token);
+  if (project) snprintf(h + n, sizeof h - (size_t)n, "ActiveProjectID: %s\r\n", project);
+  return h;
+}

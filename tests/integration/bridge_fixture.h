@@ -47,4 +47,25 @@ bool bt_header(const struct bt_response *r, const char *name, char *out, size_t 
 /* Parses the body as JSON (NULL if it is not). */
 json_t *bt_json(const struct bt_response *r);
 
+/* ---- EMF mode: a Keycloak stand-in (tests/jwtkit) ---- */
+
+#define BT_ISSUER "https://kc.test/realms/emf"
+#define BT_AUDIENCE "dmt-bridge"
+
+struct jwtkit_key;
+/* Writes <dir>/jwks.json publishing key; fills args (static storage) with the EMF options for bt_bridge_start. */
+const char *const *bt_emf_args(const struct jwtkit_key *key, const char *dir);
+/* An access token signed by key for roles ("A_im-rw,B_im-r"), user "user", valid for exp_in seconds. malloc'd. */
+char *bt_token(const struct jwtkit_key *key, const char *roles, long exp_in);
+/* "Authorization: Bearer <token>\r\n" plus "ActiveProjectID: <p>\r\n" when project is not NULL (static). */
+const char *bt_auth_headers(const char *token, const char *project);
+
+/* Runs one SQL statement on dsn: 0 or -1. */
+int bt_sql(const char *dsn, const char *sql);
+/* First column of the first row as a malloc'd string, or NULL. */
+char *bt_sql_value(const char *dsn, const char *sql);
+
+/* A base64 PKCS#12 provisioning certificate for cn (root + leaf with the AMT activation EKU). malloc'd. */
+char *bt_make_pfx(const char *cn, const char *password);
+
 #endif
