@@ -121,17 +121,21 @@ static int update_work(PGconn *c, struct br_txn *t, struct br_out *o) {
     }
   }
   const char *use_cert = new_cert ? cert : br_jstr(old, "CERT"), *use_pw = new_pw ? pw : br_jstr(old, "CERT_PASSWORD");
-  if (new_cert) {
+  if (new_cert || new_pw) {
+    /* DMT re-runs none of the creation checks here; we still make sure the stored pair opens (a new
+     * password alone that does not open the stored certificate is refused, DMT would store it). */
     struct br_pfx_info info;
     char msg[512];
-    if (br_pfx_check(cert, use_pw ? use_pw : "", NULL, false, &info, msg, sizeof msg) != 0) {
+    const char *field = new_cert ? "provisioningCert" : "provisioningCertPassword";
+    if (br_pfx_check(use_cert ? use_cert : "", use_pw ? use_pw : "", NULL, false, &info, msg, sizeof msg) != 0) {
       dmt_secrets_wipe(old);
       json_t *errors = json_array();
-      json_array_append_new(errors, br_verror(json_object_get(b, "provisioningCert"), msg, "provisioningCert", "body"));
+      json_array_append_new(errors, br_verror(new_cert ? json_object_get(b, field) : NULL, msg, field,
+                                              "body"));
       br_out_validation(o, errors);
       return DMT_PG_OK;
     }
-    snprintf(exp, sizeof exp, "%lld", (long long)info.not_after_min);
+    if (new_cert) snprintf(exp, sizeof exp, "%lld", (long long)info.not_after_min);
   }
   const char *p[] = {t->who.tenant, stored, br_jstr(b, "domainSuffix"), br_jstr(b, "provisioningCertStorageFormat"),
                      exp[0] ? exp : NULL, br_admin_version(t, vbuf, sizeof vbuf)};
