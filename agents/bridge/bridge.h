@@ -499,6 +499,7 @@ struct br_server {
   char instance[128];
   size_t max_body;
   int request_timeout_ms;
+  int client_timeout_s;       /* bridge.client_timeout_s: idle limit while reading headers and body */
   int health_timeout_ms;
   bool mqtt_up;
   volatile int stopping;

@@ -25,7 +25,7 @@ static const struct dmt_config_key keys[] = {
     {"bridge.max_body_bytes", "DMT_BRIDGE_MAX_BODY_BYTES", NULL, "1048576", "larger request bodies get 413", 0},
     {"bridge.max_header_bytes", "DMT_BRIDGE_MAX_HEADER_BYTES", NULL, "8192", "request header budget per request", 0},
     {"bridge.client_timeout_s", "DMT_BRIDGE_CLIENT_TIMEOUT_S", NULL, "10",
-     "a client must send its request headers within this time", 0},
+     "a client idle this long while sending its request headers or body is disconnected", 0},
     {"bridge.keepalive_s", "DMT_BRIDGE_KEEPALIVE_S", NULL, "30", "idle keep-alive connections close after this", 0},
     {"bridge.request_timeout_ms", "DMT_BRIDGE_REQUEST_TIMEOUT_MS", NULL, "15000",
      "a request not answered by then gets 503 (device commands: their own deadline)", 0},

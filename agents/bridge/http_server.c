@@ -146,7 +146,7 @@ static int begin_request(struct lws *wsi, struct pss *pss, const char *path) {
     return 0;
   }
   if (clen > 0) {
-    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, (s->request_timeout_ms + 999) / 1000);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, s->client_timeout_s); /* re-armed by every body chunk */
     return 0; /* LWS_CALLBACK_HTTP_BODY* follow */
   }
   br_dispatch(t);
@@ -220,6 +220,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       struct br_txn *t = pss->t;
       if (!t || t->responded) return 0;
       struct br_server *s = t->srv;
+      lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, s->client_timeout_s); /* idle, not total */
       if (t->req.body_too_large || t->req.body_len + len > s->max_body) {
         t->req.body_too_large = true;
         return 0;
@@ -277,6 +278,9 @@ static int add_vhost(struct br_server *s, const char *name, const char *iface, i
   v.protocols = protocols;
   v.options = LWS_SERVER_OPTION_H2_JUST_FIX_WINDOW_UPDATE_OVERFLOW | LWS_SERVER_OPTION_DISABLE_IPV6;
   v.keepalive_timeout = (int)dmt_config_int(s->cfg, "bridge.keepalive_s", 30);
+  /* a client that connects and dawdles over its headers (or TLS handshake) is dropped after this */
+  v.timeout_secs = (unsigned)dmt_config_int(s->cfg, "bridge.client_timeout_s", 10);
+  v.timeout_secs_ah_idle = v.timeout_secs;
   const char *cert = dmt_config_str(s->cfg, "bridge.tls_cert_file"), *key = dmt_config_str(s->cfg, "bridge.tls_key_file");
   if (cert && key) {
     v.ssl_cert_filepath = cert;
@@ -302,6 +306,7 @@ int br_http_start(struct br_server *s, char *err, size_t errlen) {
   info.max_http_header_data = (unsigned short)dmt_config_int(s->cfg, "bridge.max_header_bytes", 8192);
   info.max_http_header_pool = 256;
   info.timeout_secs = (unsigned)dmt_config_int(s->cfg, "bridge.client_timeout_s", 10);
+  s->client_timeout_s = (int)info.timeout_secs;
   info.pt_serv_buf_size = 32768;
   s->lws = lws_create_context(&info);
   if (!s->lws) {

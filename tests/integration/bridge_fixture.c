@@ -50,6 +50,7 @@ int bt_bridge_start(struct bt_bridge *b, const char *dsn, const char *secrets_ke
   b->pid = dmt_test_spawn(argv, NULL, b->log);
   if (b->pid <= 0) return -1;
   if (!dmt_test_wait_port(b->mps_port, 20000) || !dmt_test_wait_port(b->rps_port, 5000)) return -1;
+  if (b->tls) return 0;
   /* ready once health is green: database migrated and reachable, broker connected */
   for (int i = 0; i < 200; i++) {
     struct bt_response r;

@@ -16,6 +16,7 @@ struct bt_bridge {
   int mps_port, rps_port;
   char log[700];
   char instance[64];
+  bool tls;  /* set before start when extra configures TLS: start then waits for the ports only */
 };
 
 /*
