@@ -8,8 +8,11 @@
  * device by default; a CIRA configuration with a stored password makes RPS
  * write that shared one instead, and nothing else accepts it. Comparisons
  * are constant-time (SHA-256 of both sides, compared with CRYPTO_memcmp, so
- * lengths do not leak either). Failures are throttled per source and per
- * GUID (limiter.c) and each one is an auth_failure audit event. A refused
+ * lengths do not leak either). Failures are throttled per GUID (strict: a
+ * few guesses per device) and per source (lenient enough that one broken
+ * device behind a site's NAT does not lock out its neighbours, strict
+ * enough to stop spraying many GUIDs), see limiter.c, and each one is an
+ * auth_failure audit event. A refused
  * login gets USERAUTH_FAILURE and DISCONNECT: no retry on the same session.
  */
 #include <ctype.h>
@@ -148,7 +151,7 @@ static void refuse(struct cira_conn *c, const char *tenant, const char *username
     uint64_t now = dmt_loop_now(s->loop);
     limiter_source_key(c->peer, sk);
     limiter_guid_key(c->guid, gk);
-    uint64_t b1 = limiter_fail(&s->limiter, sk, now), b2 = limiter_fail(&s->limiter, gk, now);
+    uint64_t b1 = limiter_fail(&s->by_source, sk, now), b2 = limiter_fail(&s->by_guid, gk, now);
     block = b1 > b2 ? b1 : b2;
   }
   s->count.auth_failures++;
@@ -195,7 +198,7 @@ static void looked_up(void *arg, int rc) {
     } else {
       char gk[LIMITER_KEY_LEN];
       limiter_guid_key(c->guid, gk);
-      limiter_reset(&c->srv->limiter, gk);
+      limiter_reset(&c->srv->by_guid, gk);
       c->dev = j->dev;
       j->dev = NULL;
       registry_register(c); /* replaces an older connection of the GUID, then answers SUCCESS */
@@ -220,7 +223,7 @@ void auth_begin(struct cira_conn *c, const struct dmt_apf_str *user, const struc
   limiter_guid_key(c->guid, gk);
   copy_credential(shown, user);
   uint64_t now = dmt_loop_now(s->loop);
-  if (limiter_blocked_for(&s->limiter, sk, now) || limiter_blocked_for(&s->limiter, gk, now)) {
+  if (limiter_blocked_for(&s->by_source, sk, now) || limiter_blocked_for(&s->by_guid, gk, now)) {
     s->count.throttled++;
     refuse(c, NULL, shown, "too many failed logins: throttled", false);
     return;

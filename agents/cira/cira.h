@@ -239,7 +239,8 @@ struct cira_server {
   struct dmt_db *db;
   struct dmt_secrets *secrets;
   struct dmt_strmap devices;    /* guid -> struct cira_conn* (authenticated) */
-  struct cira_limiter limiter;  /* failed logins per source and per GUID */
+  struct cira_limiter by_source; /* failed logins per source address (IPv6: per /64) */
+  struct cira_limiter by_guid;   /* failed logins per claimed GUID */
   struct cmd_cache cmds;        /* correlation ids seen recently */
   struct conn_batch *batch;     /* connection-state writes waiting for the next flush */
   bool batch_running;           /* one batch at a time keeps writes of a device in order */

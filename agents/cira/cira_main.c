@@ -66,7 +66,9 @@ static const struct dmt_config_key keys[] = {
     {"cira.power_max_concurrent", "DMT_CIRA_POWER_MAX_CONCURRENT", "MPS_POWER_STATE_MAX_CONCURRENT", "20",
      "background power-state reads in flight at once", 0},
     {"cira.auth_free_failures", "DMT_CIRA_AUTH_FREE_FAILURES", NULL, "3",
-     "failed logins per source or GUID (in 10 minutes) before throttling starts", 0},
+     "failed logins for one GUID (in 10 minutes) before its logins are throttled", 0},
+    {"cira.auth_source_free_failures", "DMT_CIRA_AUTH_SOURCE_FREE_FAILURES", NULL, "100",
+     "failed logins from one address (IPv6: /64) in 10 minutes before it is throttled", 0},
     {"cira.auth_block_max_ms", "DMT_CIRA_AUTH_BLOCK_MAX_MS", NULL, "300000",
      "longest throttling block (it starts at 1 s and doubles per further failure)", 0},
     {"health.port", "DMT_HEALTH_PORT", NULL, "9090", "port of /healthz, /readyz and /api/v1/ciracert (0 = off)", 0},
@@ -76,12 +78,17 @@ static struct cira_server srv;
 
 static void on_mqtt_message(void *ud, const struct dmt_mqtt_msg *m) {
   struct cira_server *s = ud;
+  if (s->shutting_down || !s->mqtt) return;
   if (!strncmp(m->topic, "dmt/_sys/instances/", 19)) instances_on_message(s, m);
   else if (!strncmp(m->topic, "dmt/_sys/cira/takeover/", 23)) registry_on_takeover(s, m);
   else commands_on_message(s, m);
 }
 
-static void on_mqtt_connection(void *ud, bool up) { instances_on_connection(ud, up); }
+static void on_mqtt_connection(void *ud, bool up) {
+  struct cira_server *s = ud;
+  if (s->shutting_down || !s->mqtt) return;
+  instances_on_connection(s, up);
+}
 
 static bool ready(void *ud, char *detail, unsigned len) {
   struct cira_server *s = ud;
@@ -101,8 +108,9 @@ static void housekeeping(struct dmt_loop *loop, struct dmt_timer *t) {
   }
   if (now - last_expire >= 60000) {
     commands_housekeeping(s);
-    size_t dropped = limiter_expire(&s->limiter, now);
-    if (dropped) DMT_DEBUG(&s->log, "limiter_expired", "entries=%zu left=%zu", dropped, s->limiter.map.len);
+    size_t dropped = limiter_expire(&s->by_source, now) + limiter_expire(&s->by_guid, now);
+    if (dropped)
+      DMT_DEBUG(&s->log, "limiter_expired", "entries=%zu left=%zu", dropped, s->by_source.map.len + s->by_guid.map.len);
     last_expire = now;
   }
   dmt_timer_start(loop, t, 1000);
@@ -163,8 +171,11 @@ static void read_settings(struct cira_server *s, const struct dmt_config *cfg) {
   struct limiter_policy lp = {.free_failures = (unsigned)dmt_config_int(cfg, "cira.auth_free_failures", 3),
                               .window_ms = 10u * 60u * 1000u, .base_block_ms = 1000,
                               .max_block_ms = (uint64_t)dmt_config_int(cfg, "cira.auth_block_max_ms", 300000),
-                              .max_entries = 100000};
-  limiter_init(&s->limiter, &lp);
+                              .max_entries = 200000};
+  limiter_init(&s->by_guid, &lp);
+  lp.free_failures = (unsigned)dmt_config_int(cfg, "cira.auth_source_free_failures", 100);
+  lp.max_entries = 100000;
+  limiter_init(&s->by_source, &lp);
 }
 
 static int start_mqtt(struct cira_server *s, struct dmt_config *cfg, char *err, size_t errlen) {
@@ -293,11 +304,14 @@ int main(int argc, char **argv) {
   listener_close(s);
   dmt_health_stop(health);
   shutdown_gracefully(s);
-  dmt_mqtt_free(s->mqtt);
   dmt_db_free(s->db, 2000);
-  dmt_workq_run(dmt_loop_workq(s->loop));
+  dmt_workq_run(dmt_loop_workq(s->loop)); /* database completions may still publish */
+  dmt_mqtt_free(s->mqtt);
+  s->mqtt = NULL;
+  dmt_workq_run(dmt_loop_workq(s->loop)); /* MQTT tasks left: ignored */
   dmt_secrets_close(s->secrets);
-  limiter_free(&s->limiter);
+  limiter_free(&s->by_source);
+  limiter_free(&s->by_guid);
   dmt_strmap_free(&s->devices);
   commands_free(s);
   state_batch_free(s);
