@@ -204,7 +204,7 @@ struct cira_conn {
   bool replaced;             /* a newer connection of the GUID took over (here or on another instance) */
   bool deactivated;          /* unprovisioned: its state was deleted, publish nothing more */
   bool seen;                 /* traffic since the last last-seen flush */
-  bool power_reading, power_suspended;
+  bool power_reading, power_queued;
   uint8_t forwards;
   struct cira_device *dev;   /* set once authenticated */
   /* WS-Man client */
@@ -249,6 +249,8 @@ struct cira_server {
   struct dmt_timer housekeeping, batch_timer, reassert_timer;
   uint64_t next_serial;
   unsigned power_reads;         /* background power-state reads in flight */
+  struct cira_conn **power_wait; /* devices due for a read, waiting for a free slot (FIFO ring) */
+  size_t power_wait_head, power_wait_len, power_wait_cap;
   size_t nconns;
   bool shutting_down;           /* devices are released in bulk, not one update each */
   bool shutdown_claimed;
@@ -415,7 +417,7 @@ struct cmd {
   size_t corr_len;
   uint64_t deadline_ms, started_ms;
   bool internal;              /* a background read of ours: no reply, no audit event */
-  void (*on_end)(struct cmd *c, bool ok); /* internal commands: told how it ended */
+  void (*on_end)(struct cmd *c, const char *error); /* internal commands: told how it ended (NULL: ok) */
   msgpack_unpacked args_up;
   char *args_buf;
   const msgpack_object *args; /* the request's args map, or NULL */
@@ -438,7 +440,7 @@ void commands_subscribe(struct cira_conn *c, bool on);
 void commands_housekeeping(struct cira_server *s);
 /* Starts an internal command (no requester, no reply) on a held device; false if it could not start. */
 bool commands_internal(struct cira_conn *conn, const char *verb, void (*start)(struct cmd *c),
-                       void (*on_end)(struct cmd *c, bool ok));
+                       void (*on_end)(struct cmd *c, const char *error));
 
 /* WS-Man calls of a verb; `next` runs with the finished call (check it with cmd_check first). */
 void cmd_get(struct cmd *c, const char *cls, cmd_next_fn next);
@@ -477,5 +479,6 @@ void verb_deactivate(struct cmd *c);
 void verb_power_refresh(struct cmd *c);
 void power_on_keepalive(struct cira_conn *c);
 void power_schedule_first(struct cira_conn *c);
+void power_wait_free(struct cira_server *s);
 
 #endif

@@ -314,6 +314,7 @@ int main(int argc, char **argv) {
   limiter_free(&s->by_guid);
   dmt_strmap_free(&s->devices);
   commands_free(s);
+  power_wait_free(s);
   state_batch_free(s);
   dmt_timer_stop(s->loop, &s->housekeeping);
   dmt_timer_stop(s->loop, &s->batch_timer);

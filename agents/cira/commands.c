@@ -123,7 +123,7 @@ static void audit(struct cira_server *s, const char *tenant, const char *guid, c
 static void finish(struct cmd *c, int code, const char *error, const char *message) {
   struct cira_server *s = c->srv;
   if (c->internal) {
-    if (c->on_end) c->on_end(c, error == NULL);
+    if (c->on_end) c->on_end(c, error);
     cmd_free(c);
     return;
   }
@@ -454,7 +454,7 @@ void commands_on_message(struct cira_server *s, const struct dmt_mqtt_msg *m) {
 }
 
 bool commands_internal(struct cira_conn *conn, const char *verb, void (*start_fn)(struct cmd *c),
-                       void (*on_end)(struct cmd *c, bool ok)) {
+                       void (*on_end)(struct cmd *c, const char *error)) {
   struct cmd *c = conn->state == CONN_ACTIVE ? cmd_new(conn->srv, conn, verb) : NULL;
   if (!c) return false;
   c->internal = true;

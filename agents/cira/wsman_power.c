@@ -65,34 +65,86 @@ void verb_power_state(struct cmd *c) { cmd_get(c, "IPS_PowerManagementService", 
 
 void verb_power_refresh(struct cmd *c) { verb_power_state(c); }
 
-static void refresh_ended(struct cmd *c, bool ok) {
+static void start_refresh(struct cira_conn *c);
+
+/* Devices due while every slot is busy wait in a FIFO, so none starves behind devices that keep arriving first. */
+static bool wait_push(struct cira_server *s, struct cira_conn *c) {
+  if (s->power_wait_len == s->power_wait_cap) {
+    size_t cap = s->power_wait_cap ? s->power_wait_cap * 2 : 256;
+    struct cira_conn **v = malloc(cap * sizeof *v);
+    if (!v) return false;
+    for (size_t i = 0; i < s->power_wait_len; i++) v[i] = s->power_wait[(s->power_wait_head + i) % s->power_wait_cap];
+    free(s->power_wait);
+    s->power_wait = v;
+    s->power_wait_cap = cap;
+    s->power_wait_head = 0;
+  }
+  s->power_wait[(s->power_wait_head + s->power_wait_len++) % s->power_wait_cap] = c;
+  conn_ref(c);
+  c->power_queued = true;
+  return true;
+}
+
+static struct cira_conn *wait_pop(struct cira_server *s) {
+  if (!s->power_wait_len) return NULL;
+  struct cira_conn *c = s->power_wait[s->power_wait_head];
+  s->power_wait_head = (s->power_wait_head + 1) % s->power_wait_cap;
+  s->power_wait_len--;
+  c->power_queued = false;
+  return c;
+}
+
+void power_wait_free(struct cira_server *s) {
+  struct cira_conn *c;
+  while ((c = wait_pop(s))) conn_unref(c);
+  free(s->power_wait);
+  s->power_wait = NULL;
+  s->power_wait_cap = 0;
+}
+
+static void refresh_ended(struct cmd *c, const char *error) {
   struct cira_conn *conn = c->conn;
   struct cira_server *s = c->srv;
   if (s->power_reads) s->power_reads--;
   conn->power_reading = false;
+  DMT_DEBUG(&s->log, "power_refresh", "guid=%s error=%s power=%u", conn->guid, error ? error : "-",
+            conn->power_state);
   uint64_t interval = 1000ull * s->set.power_refresh_s;
-  if (ok) {
+  /* DMT suspends the reads of a device after a timeout until it reconnects; a timeout under a reconnect
+   * storm is as likely ours as the device's, so it backs off like any other failure instead. */
+  if (!error) {
     conn->power_failures = 0;
     conn->power_due_ms = dmt_loop_now(s->loop) + interval;
-    return;
+  } else {
+    /* As DMT: the delay doubles per consecutive failure, up to 64 intervals and at most a day. */
+    if (conn->power_failures < 6) conn->power_failures++;
+    uint64_t delay = interval << conn->power_failures;
+    if (delay > 24ull * 3600 * 1000) delay = 24ull * 3600 * 1000;
+    conn->power_due_ms = dmt_loop_now(s->loop) + delay;
   }
-  /* As DMT: the delay doubles per consecutive failure, up to 64 intervals and at most a day. */
-  if (conn->power_failures < 6) conn->power_failures++;
-  uint64_t delay = interval << conn->power_failures;
-  if (delay > 24ull * 3600 * 1000) delay = 24ull * 3600 * 1000;
-  conn->power_due_ms = dmt_loop_now(s->loop) + delay;
+  struct cira_conn *next;
+  while (s->power_reads < s->set.power_max_concurrent && (next = wait_pop(s))) {
+    if (next->state == CONN_ACTIVE && !next->power_reading) start_refresh(next);
+    conn_unref(next);
+  }
 }
 
-void power_on_keepalive(struct cira_conn *c) {
+static void start_refresh(struct cira_conn *c) {
   struct cira_server *s = c->srv;
-  if (!s->set.power_refresh_s || c->power_reading || c->power_suspended || !c->power_due_ms) return;
-  if (dmt_loop_now(s->loop) < c->power_due_ms || s->power_reads >= s->set.power_max_concurrent) return;
   c->power_reading = true;
   s->power_reads++;
   if (!commands_internal(c, "power_refresh", verb_power_refresh, refresh_ended)) {
     c->power_reading = false;
     s->power_reads--;
   }
+}
+
+void power_on_keepalive(struct cira_conn *c) {
+  struct cira_server *s = c->srv;
+  if (!s->set.power_refresh_s || c->power_reading || c->power_queued || !c->power_due_ms) return;
+  if (dmt_loop_now(s->loop) < c->power_due_ms) return;
+  if (s->power_reads < s->set.power_max_concurrent) start_refresh(c);
+  else wait_push(s, c);
 }
 
 void power_schedule_first(struct cira_conn *c) {

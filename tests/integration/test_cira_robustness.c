@@ -37,6 +37,7 @@
 #include "dmt/payloads.h"
 #include "dmt/tls.h"
 #include "dmt/workq.h"
+#include "apf_client.h"
 #include "harness.h"
 
 #define NSIM 10   /* simulated devices that must stay unharmed */
@@ -55,179 +56,15 @@ static struct {
 
 static const struct dmt_fleet_device *raw_dev(int i) { return &W.devs[NSIM + i]; }
 
-/* ------------------------------------------------------------------ raw APF client */
-
-struct raw {
-  int fd;
-  SSL *ssl;
-  struct dmt_buf in;
-  size_t used; /* bytes of the last message returned, consumed on the next read */
-  bool eof;
-  bool got_disconnect;
-  uint32_t disconnect_reason;
-};
-
-static bool raw_connect_from(struct raw *r, const char *source) {
-  memset(r, 0, sizeof *r);
-  dmt_buf_init(&r->in, 0);
-  r->fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (source) {
-    struct sockaddr_in s = {.sin_family = AF_INET};
-    inet_pton(AF_INET, source, &s.sin_addr);
-    if (bind(r->fd, (struct sockaddr *)&s, sizeof s) != 0) return false;
-  }
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)W.cira.port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  int one = 1;
-  setsockopt(r->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  struct timeval tv = {10, 0}; /* the handshake may wait behind other work of the terminator */
-  setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (connect(r->fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    fprintf(stderr, "raw: connect from %s: %s\n", source ? source : "-", strerror(errno));
-    return false;
-  }
-  r->ssl = SSL_new(W.ctx);
-  SSL_set_fd(r->ssl, r->fd);
-  X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(r->ssl), "127.0.0.1"); /* as firmware checks the MPS name */
-  if (SSL_connect(r->ssl) != 1) {
-    char e[256];
-    fprintf(stderr, "raw: TLS from %s: %s\n", source ? source : "-", dmt_tls_error(e, sizeof e));
-    return false;
-  }
-  tv = (struct timeval){0, 100000};
-  setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return true;
+static bool raw_connect_from_src(struct raw *r, const char *source) {
+  return raw_connect_from(r, W.ctx, W.cira.port, source);
 }
-
-static bool raw_connect(struct raw *r) { return raw_connect_from(r, NULL); }
-
-static void raw_free(struct raw *r) {
-  if (r->ssl) SSL_free(r->ssl);
-  if (r->fd > 0) close(r->fd);
-  dmt_buf_free(&r->in);
-  r->ssl = NULL;
-  r->fd = -1;
-  ERR_clear_error();
+static bool raw_connect(struct raw *r) { return raw_connect_from_src(r, NULL); }
+static bool raw_login_from(struct raw *r, const char *source, const char *guid, const char *user, const char *pass) {
+  return raw_login_as(r, W.ctx, W.cira.port, source, guid, user, pass);
 }
-
-static bool raw_write(struct raw *r, const void *p, size_t n) {
-  return n == 0 || SSL_write(r->ssl, p, (int)n) == (int)n;
-}
-
-/* Writes the buffer (in pieces of `piece` bytes with a pause, so each lands in its own read) and frees it. */
-static bool raw_send(struct raw *r, struct dmt_buf *b, size_t piece) {
-  bool ok = true;
-  if (!piece) piece = dmt_buf_size(b);
-  for (size_t off = 0; ok && off < dmt_buf_size(b); off += piece) {
-    size_t n = dmt_buf_size(b) - off < piece ? dmt_buf_size(b) - off : piece;
-    ok = raw_write(r, dmt_buf_ptr(b) + off, n);
-    if (piece < dmt_buf_size(b)) usleep(2000);
-  }
-  dmt_buf_free(b);
-  dmt_buf_init(b, 0);
-  return ok;
-}
-
-/* The next APF message from the terminator: 1, 0 on timeout, -1 once the connection is closed. */
-static int raw_next(struct raw *r, struct dmt_apf_msg *m, int timeout_ms) {
-  dmt_buf_consume(&r->in, r->used);
-  r->used = 0;
-  uint64_t deadline = dmt_test_now_ms() + (uint64_t)timeout_ms;
-  for (;;) {
-    if (dmt_buf_size(&r->in)) {
-      int rc = dmt_apf_decode(dmt_buf_ptr(&r->in), dmt_buf_size(&r->in), DMT_APF_DECODE_REQUEST_SUCCESS_PORT, m,
-                              &r->used);
-      if (rc == DMT_APF_OK) {
-        if (m->type == DMT_APF_DISCONNECT) {
-          r->got_disconnect = true;
-          r->disconnect_reason = m->u.disconnect.reason;
-        }
-        return 1;
-      }
-      if (rc < 0) return -1;
-    }
-    if (r->eof) return -1;
-    if (dmt_test_now_ms() > deadline) return 0;
-    uint8_t buf[4096];
-    int n = SSL_read(r->ssl, buf, sizeof buf);
-    if (n > 0) {
-      dmt_buf_append(&r->in, buf, (size_t)n);
-      continue;
-    }
-    int e = SSL_get_error(r->ssl, n);
-    if (e == SSL_ERROR_WANT_READ || (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))) {
-      ERR_clear_error();
-      continue;
-    }
-    r->eof = true;
-    ERR_clear_error();
-  }
-}
-
-static bool raw_expect(struct raw *r, uint8_t type, struct dmt_apf_msg *m, int timeout_ms) {
-  struct dmt_apf_msg tmp;
-  if (!m) m = &tmp;
-  for (;;) {
-    int rc = raw_next(r, m, timeout_ms);
-    if (rc <= 0) {
-      fprintf(stderr, "raw: waiting for type %u: %s\n", type, rc < 0 ? "closed" : "timeout");
-      return false;
-    }
-    if (m->type == type) return true;
-    if (m->type != DMT_APF_KEEPALIVE_OPTIONS_REQUEST && m->type != DMT_APF_CHANNEL_OPEN) {
-      fprintf(stderr, "raw: wanted type %u, got %u\n", type, m->type);
-      return false;
-    }
-  }
-}
-
-/* True once the terminator has closed the connection (within timeout_ms). */
-static bool raw_closed(struct raw *r, int timeout_ms) {
-  struct dmt_apf_msg m;
-  uint64_t deadline = dmt_test_now_ms() + (uint64_t)timeout_ms;
-  while (dmt_test_now_ms() < deadline) {
-    int rc = raw_next(r, &m, 100);
-    if (rc < 0) return true;
-  }
-  return false;
-}
-
-static void put_login(struct dmt_buf *b, const char *guid, const char *user, const char *pass) {
-  uint8_t uuid[16];
-  dmt_amt_guid_to_uuid(guid, uuid);
-  dmt_apf_put_protocol_version(b, 1, 0, DMT_APF_TRIGGER_PERIODIC, uuid);
-  dmt_apf_put_service_request(b, DMT_APF_SERVICE_AUTH);
-  dmt_apf_put_userauth_password(b, user, DMT_APF_SERVICE_PFWD, pass);
-}
-
-static void put_forwards(struct dmt_buf *b, int nports) {
-  static const uint32_t ports[] = {16993, 16992, 664, 623, 16995, 16994, 5900};
-  dmt_apf_put_service_request(b, DMT_APF_SERVICE_PFWD);
-  for (int i = 0; i < nports; i++) dmt_apf_put_tcpip_forward(b, false, "raw-host", ports[i]);
-}
-
-/* Logs a raw device in; true on USERAUTH_SUCCESS. */
-static bool raw_login_as(struct raw *r, const char *source, const char *guid, const char *user, const char *pass) {
-  if (!raw_connect_from(r, source)) return false;
-  struct dmt_buf b;
-  dmt_buf_init(&b, 0);
-  put_login(&b, guid, user, pass);
-  if (!raw_send(r, &b, 0) || !raw_expect(r, DMT_APF_SERVICE_ACCEPT, NULL, 5000)) return false;
-  struct dmt_apf_msg m;
-  if (raw_next(r, &m, 5000) != 1) return false;
-  return m.type == DMT_APF_USERAUTH_SUCCESS;
-}
-
 static bool raw_login(struct raw *r, const struct dmt_fleet_device *d) {
-  return raw_login_as(r, NULL, d->guid, d->mps_user, d->mps_password);
-}
-
-static bool raw_keepalive_ok(struct raw *r, uint32_t cookie) {
-  struct dmt_buf b;
-  dmt_buf_init(&b, 0);
-  dmt_apf_put_keepalive_request(&b, cookie);
-  struct dmt_apf_msg m;
-  return raw_send(r, &b, 0) && raw_expect(r, DMT_APF_KEEPALIVE_REPLY, &m, 5000) && m.u.keepalive.cookie == cookie;
+  return raw_login_from(r, NULL, d->guid, d->mps_user, d->mps_password);
 }
 
 /* ------------------------------------------------------------------ an MQTT requester with full control */
@@ -574,11 +411,11 @@ static void test_fuzzed_streams(void **state) {
     bool after_login = i % 2;
     const struct dmt_fleet_device *d = raw_dev(30 + i % 10);
     if (after_login) {
-      if (!raw_login_as(&r, source, d->guid, d->mps_user, d->mps_password)) {
+      if (!raw_login_from(&r, source, d->guid, d->mps_user, d->mps_password)) {
         raw_free(&r);
         continue; /* throttled by an earlier mutated login: also a rejection */
       }
-    } else if (!raw_connect_from(&r, source)) {
+    } else if (!raw_connect_from_src(&r, source)) {
       raw_free(&r);
       fail_msg("fuzz %d: cannot connect from %s", i, source);
     }
@@ -616,7 +453,7 @@ static void test_replace_only_after_auth(void **state) {
   size_t disconnected_before = dmt_test_mqtt_count_suffix(W.mq, its_disconnects);
   /* a spoofer with the GUID but without its password: refused, the device keeps its connection */
   struct raw spoof;
-  assert_false(raw_login_as(&spoof, "127.0.0.3", d->guid, d->mps_user, "NotThePassword1"));
+  assert_false(raw_login_from(&spoof, "127.0.0.3", d->guid, d->mps_user, "NotThePassword1"));
   assert_true(raw_closed(&spoof, 5000));
   assert_int_equal(spoof.disconnect_reason, DMT_APF_DISC_INVALID_CREDENTIALS);
   raw_free(&spoof);
@@ -642,7 +479,7 @@ static void test_throttling_and_audit(void **state) {
   /* per GUID: three free failures, then blocked, also for the right password, until the block ends */
   for (int i = 0; i < 4; i++) {
     struct raw r;
-    assert_false(raw_login_as(&r, "127.0.0.3", d->guid, d->mps_user, "wrong-password"));
+    assert_false(raw_login_from(&r, "127.0.0.3", d->guid, d->mps_user, "wrong-password"));
     raw_free(&r);
   }
   struct raw r;
@@ -655,10 +492,10 @@ static void test_throttling_and_audit(void **state) {
   for (int i = 0; i < 6; i++) {
     char guid[40];
     snprintf(guid, sizeof guid, "0badbeef-0000-4000-8000-%012d", i);
-    assert_false(raw_login_as(&r, "127.0.0.2", guid, "cirauser0", "guess"));
+    assert_false(raw_login_from(&r, "127.0.0.2", guid, "cirauser0", "guess"));
     raw_free(&r);
   }
-  assert_false(raw_login_as(&r, "127.0.0.2", raw_dev(6)->guid, raw_dev(6)->mps_user, raw_dev(6)->mps_password));
+  assert_false(raw_login_from(&r, "127.0.0.2", raw_dev(6)->guid, raw_dev(6)->mps_user, raw_dev(6)->mps_password));
   raw_free(&r);
   assert_true(raw_login(&r, raw_dev(6))); /* from 127.0.0.1 */
   raw_free(&r);
@@ -932,6 +769,44 @@ static void test_tls_policy(void **state) {
   assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* Remote deactivation: unprovisioned, row and credentials gone, retained state deleted and not resurrected. */
+static void test_deactivate(void **state) {
+  const char *guid = W.devs[9].guid;
+  char its_disconnects[96];
+  snprintf(its_disconnects, sizeof its_disconnects, "%s/events/disconnected", guid);
+  size_t before = dmt_test_mqtt_count_suffix(W.mq, its_disconnects);
+  json_t *res = NULL;
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "deactivate", NULL, 10000, NULL, &res), 200);
+  assert_string_equal(json_string_value(json_object_get(res, "status")), "SUCCESS");
+  json_decref(res);
+  char sql[256];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM dmt.devices WHERE guid = '%s'", guid);
+  long rows = 1;
+  for (int i = 0; i < 50 && rows; i++) {
+    rows = dmt_test_pg_count(W.dsn, sql);
+    usleep(100000);
+  }
+  assert_int_equal(rows, 0);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM dmt.secrets WHERE path = 'devices/%s'", guid);
+  assert_int_equal(dmt_test_pg_count(W.dsn, sql), 0);
+  sleep(2); /* the device drops its tunnel after answering */
+  char cmd[96];
+  snprintf(cmd, sizeof cmd, "state %s", guid);
+  const char *st = dmt_test_sim_control(W.control, cmd);
+  if (!st || !strstr(st, "ok idle")) fail_msg("device after deactivation: %s", st ? st : "(no answer)");
+  assert_int_equal(dmt_test_mqtt_count_suffix(W.mq, its_disconnects), before);
+  struct dmt_test_mqtt *late = dmt_test_mqtt_open(dmt_test_mqtt_url(), "robustness-late");
+  char topic[160];
+  snprintf(topic, sizeof topic, "dmt/v1/%s/devices/%s/state", W.tenant, guid);
+  dmt_test_mqtt_subscribe(late, topic);
+  snprintf(topic, sizeof topic, "dmt/v1/%s/devices/%s/state", W.tenant, W.devs[8].guid);
+  dmt_test_mqtt_subscribe(late, topic);
+  for (int i = 0; i < 50 && dmt_test_mqtt_state_of(late, W.devs[8].guid, NULL) != 1; i++) usleep(20000);
+  assert_int_equal(dmt_test_mqtt_state_of(late, W.devs[8].guid, NULL), 1); /* retained states do arrive */
+  assert_int_equal(dmt_test_mqtt_state_of(late, guid, NULL), -1);         /* but not the deleted one */
+  dmt_test_mqtt_close(late);
+}
+
 int main(void) {
   dmt_test_need_env("DMT_TEST_PG_DSN");
   dmt_test_mqtt_url();
@@ -947,6 +822,7 @@ int main(void) {
       cmocka_unit_test(test_http_probe_and_ciracert),
       cmocka_unit_test(test_timeout_busy_expired_duplicate),
       cmocka_unit_test(test_tls_policy),
+      cmocka_unit_test(test_deactivate),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
