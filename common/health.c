@@ -8,15 +8,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "dmt/evloop.h"
+
+#define MAX_STATIC 8
+
+struct static_route {
+  char *path, *content_type, *body;
+};
 
 struct dmt_health {
   struct dmt_loop *loop;
   int fd;
   bool (*ready)(void *ud, char *detail, unsigned detail_len);
   void *ud;
+  struct static_route routes[MAX_STATIC];
+  size_t nroutes;
 };
 
 struct probe {
@@ -25,13 +34,25 @@ struct probe {
   size_t len;
 };
 
-static void respond(int fd, int status, const char *body) {
-  char out[768];
-  int n = snprintf(out, sizeof out,
-                   "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                   status, status == 200 ? "OK" : status == 503 ? "Service Unavailable" : "Not Found", strlen(body), body);
-  if (n > 0 && write(fd, out, (size_t)n) < 0) { /* the prober went away */
+static void respond_typed(int fd, int status, const char *type, const char *body) {
+  char head[256];
+  size_t blen = strlen(body);
+  int n = snprintf(head, sizeof head,
+                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", status,
+                   status == 200 ? "OK" : status == 503 ? "Service Unavailable" : "Not Found", type, blen);
+  struct iovec iov[2] = {{head, n > 0 ? (size_t)n : 0}, {(void *)body, blen}};
+  if (writev(fd, iov, 2) < 0) { /* the prober went away */
   }
+}
+
+static void respond(int fd, int status, const char *body) { respond_typed(fd, status, "application/json", body); }
+
+static const struct static_route *find_static(const struct dmt_health *h, const char *req) {
+  for (size_t i = 0; i < h->nroutes; i++) {
+    size_t n = strlen(h->routes[i].path);
+    if (!strncmp(req, "GET ", 4) && !strncmp(req + 4, h->routes[i].path, n) && req[4 + n] == ' ') return &h->routes[i];
+  }
+  return NULL;
 }
 
 static void on_probe(struct dmt_loop *loop, int fd, unsigned ev, void *ud) {
@@ -50,7 +71,9 @@ static void on_probe(struct dmt_loop *loop, int fd, unsigned ev, void *ud) {
       snprintf(body, sizeof body, "{\"status\":\"%s\",\"detail\":\"%s\"}", ok ? "ok" : "unavailable", detail);
       respond(fd, ok ? 200 : 503, body);
     } else {
-      respond(fd, 404, "{}");
+      const struct static_route *route = find_static(p->h, p->req);
+      if (route) respond_typed(fd, 200, route->content_type, route->body);
+      else respond(fd, 404, "{}");
     }
   }
   dmt_loop_unwatch(loop, fd);
@@ -81,14 +104,36 @@ struct dmt_health *dmt_health_start(struct dmt_loop *loop, const char *address, 
     return NULL;
   }
   struct dmt_health *h = calloc(1, sizeof *h);
-  *h = (struct dmt_health){loop, fd, ready, ud};
+  if (!h) {
+    close(fd);
+    return NULL;
+  }
+  h->loop = loop;
+  h->fd = fd;
+  h->ready = ready;
+  h->ud = ud;
   dmt_loop_watch(loop, fd, DMT_EV_READ, on_accept, h);
   return h;
+}
+
+int dmt_health_add_static(struct dmt_health *h, const char *path, const char *content_type, const char *body) {
+  if (!h || h->nroutes == MAX_STATIC) return -1;
+  struct static_route *r = &h->routes[h->nroutes];
+  r->path = strdup(path);
+  r->content_type = strdup(content_type);
+  r->body = strdup(body);
+  if (!r->path || !r->content_type || !r->body) {
+    free(r->path), free(r->content_type), free(r->body);
+    return -1;
+  }
+  h->nroutes++;
+  return 0;
 }
 
 void dmt_health_stop(struct dmt_health *h) {
   if (!h) return;
   dmt_loop_unwatch(h->loop, h->fd);
   close(h->fd);
+  for (size_t i = 0; i < h->nroutes; i++) free(h->routes[i].path), free(h->routes[i].content_type), free(h->routes[i].body);
   free(h);
 }

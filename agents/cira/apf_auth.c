@@ -1,53 +1,78 @@
 /*
- * CIRA login: the device's GUID (from PROTOCOLVERSION), user name and
- * password are checked off the loop against dmt.devices.mps_username and the
- * secret devices/<guid>.MPS_PASSWORD of the device's tenant, with
- * constant-time comparisons. Failures are throttled per source address and
- * per GUID (exponential block after three failures) and each one is an
- * audit event. A refused login gets USERAUTH_FAILURE and the connection is
- * closed, so an attacker cannot retry on the same TLS session.
+ * CIRA login (mps-cira.md §4.4, §8.2-8.3). The device's GUID (from
+ * PROTOCOLVERSION), user name and password are checked off the loop, in a
+ * database job: the dmt.devices row of that GUID (GUIDs are globally unique,
+ * so the row names the device's tenant) must exist and its mps_username
+ * match, and the password must equal devices/<guid>.MPS_PASSWORD read from
+ * the secret store under that tenant. RPS writes a random password per
+ * device by default; a CIRA configuration with a stored password makes RPS
+ * write that shared one instead, and nothing else accepts it. Comparisons
+ * are constant-time (SHA-256 of both sides, compared with CRYPTO_memcmp, so
+ * lengths do not leak either). Failures are throttled per GUID (strict: a
+ * few guesses per device) and per source (lenient enough that one broken
+ * device behind a site's NAT does not lock out its neighbours, strict
+ * enough to stop spraying many GUIDs), see limiter.c, and each one is an
+ * auth_failure audit event. A refused
+ * login gets USERAUTH_FAILURE and DISCONNECT: no retry on the same session.
  */
+#include <ctype.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dmt/apf.h"
+#include "cira.h"
 #include "dmt/pg.h"
-#include "wsman_client.h"
 
-#define FREE_FAILURES 3
-#define FAILURE_WINDOW_MS (10u * 60u * 1000u)
-#define MAX_BLOCK_MS (5u * 60u * 1000u)
+#define MAX_CREDENTIAL 64 /* AMT allows 16; anything near this is refused unseen */
 
 enum auth_outcome { AUTH_OK, AUTH_UNKNOWN_DEVICE, AUTH_BAD_CREDENTIALS, AUTH_NO_CREDENTIALS, AUTH_ERROR };
 
 struct auth_job {
   struct cira_conn *c;
   struct cira_server *srv;
-  char guid[37], username[64], password[64];
+  char guid[37], username[MAX_CREDENTIAL], password[MAX_CREDENTIAL];
   enum auth_outcome outcome;
-  char tenant[65], amt_password[64], amt_version[32], mode[8];
-  char hostname[64], friendly_name[64], tags[512];
+  struct cira_device *dev; /* filled on success */
+  char tenant[65];
   char error[256];
 };
 
+static void digest(const char *s, unsigned char out[32]) {
+  unsigned int n = 0;
+  EVP_Digest(s, strlen(s), out, &n, EVP_sha256(), NULL);
+}
+
+/* Constant-time in the content and in the lengths of both strings. */
 static bool equal_ct(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  char pa[128] = {0}, pb[128] = {0};
-  if (la >= sizeof pa || lb >= sizeof pb) return false;
-  memcpy(pa, a, la);
-  memcpy(pb, b, lb);
-  bool same = CRYPTO_memcmp(pa, pb, sizeof pa) == 0 && la == lb;
-  OPENSSL_cleanse(pa, sizeof pa);
-  OPENSSL_cleanse(pb, sizeof pb);
+  unsigned char da[32], db[32];
+  digest(a, da);
+  digest(b, db);
+  bool same = CRYPTO_memcmp(da, db, sizeof da) == 0;
+  OPENSSL_cleanse(da, sizeof da);
+  OPENSSL_cleanse(db, sizeof db);
   return same;
 }
+
+/* RPS stores currentMode as text ("ACM", "ccm") or DMT's numbers (1 CCM, 2 ACM); state says acm/ccm/pre. */
+static void normalise_mode(const char *in, char out[8]) {
+  char low[16] = "";
+  for (size_t i = 0; in[i] && i < sizeof low - 1; i++) low[i] = (char)tolower((unsigned char)in[i]);
+  const char *m = !strcmp(low, "acm") || !strcmp(low, "2") || strstr(low, "admin") ? "acm"
+                  : !strcmp(low, "ccm") || !strcmp(low, "1") || strstr(low, "client") ? "ccm"
+                  : !strcmp(low, "pre") || !strcmp(low, "0")                       ? "pre"
+                                                                                   : "";
+  snprintf(out, 8, "%s", m);
+}
+
+static char *dup_nonempty(const char *s) { return *s ? strdup(s) : NULL; }
 
 static int lookup(PGconn *db, void *arg) {
   struct auth_job *j = arg;
   const char *p[] = {j->guid};
   PGresult *r;
+  /* Keyed by the GUID alone: it is unique across tenants and its row is what names the tenant. */
   int rc = dmt_pg_exec(db,
                        "SELECT tenant_id, coalesce(mps_username, ''), coalesce(device_info->>'fwVersion', ''), "
                        "coalesce(device_info->>'currentMode', ''), coalesce(hostname, ''), "
@@ -64,62 +89,47 @@ static int lookup(PGconn *db, void *arg) {
   }
   snprintf(j->tenant, sizeof j->tenant, "%s", PQgetvalue(r, 0, 0));
   bool user_ok = equal_ct(j->username, PQgetvalue(r, 0, 1));
-  snprintf(j->amt_version, sizeof j->amt_version, "%s", PQgetvalue(r, 0, 2));
-  snprintf(j->mode, sizeof j->mode, "%s", PQgetvalue(r, 0, 3));
-  snprintf(j->hostname, sizeof j->hostname, "%s", PQgetvalue(r, 0, 4));
-  snprintf(j->friendly_name, sizeof j->friendly_name, "%s", PQgetvalue(r, 0, 5));
-  snprintf(j->tags, sizeof j->tags, "%s", PQgetvalue(r, 0, 6));
+  struct cira_device *d = calloc(1, sizeof *d);
+  if (!d) {
+    PQclear(r);
+    j->outcome = AUTH_ERROR;
+    snprintf(j->error, sizeof j->error, "out of memory");
+    return DMT_PG_OK;
+  }
+  snprintf(d->tenant, sizeof d->tenant, "%s", j->tenant);
+  snprintf(d->amt_version, sizeof d->amt_version, "%s", PQgetvalue(r, 0, 2));
+  normalise_mode(PQgetvalue(r, 0, 3), d->mode);
+  d->hostname = dup_nonempty(PQgetvalue(r, 0, 4));
+  d->friendly_name = dup_nonempty(PQgetvalue(r, 0, 5));
+  d->tags = dup_nonempty(PQgetvalue(r, 0, 6));
   PQclear(r);
   char path[64];
   snprintf(path, sizeof path, "devices/%s", j->guid);
   json_t *secret = NULL;
   int src = j->srv->secrets ? dmt_secrets_get(j->srv->secrets, db, j->tenant, path, &secret, j->error, sizeof j->error)
                             : DMT_SECRETS_ERROR;
-  if (src == DMT_SECRETS_ERROR && PQstatus(db) != CONNECTION_OK) return DMT_PG_CONN_LOST;
+  if (src == DMT_SECRETS_ERROR && PQstatus(db) != CONNECTION_OK) {
+    device_free(d);
+    return DMT_PG_CONN_LOST; /* retried once the database is back */
+  }
   if (src != DMT_SECRETS_OK) {
+    device_free(d);
     j->outcome = src == DMT_SECRETS_NOT_FOUND ? AUTH_NO_CREDENTIALS : AUTH_ERROR;
     return DMT_PG_OK;
   }
   const char *mps = json_string_value(json_object_get(secret, "MPS_PASSWORD"));
   const char *amt = json_string_value(json_object_get(secret, "AMT_PASSWORD"));
-  bool pass_ok = mps && equal_ct(j->password, mps);
-  if (amt) snprintf(j->amt_password, sizeof j->amt_password, "%s", amt);
-  dmt_secrets_wipe(secret);
-  j->outcome = (user_ok && pass_ok) ? AUTH_OK : (mps ? AUTH_BAD_CREDENTIALS : AUTH_NO_CREDENTIALS);
-  return DMT_PG_OK;
-}
-
-static struct auth_throttle *throttle_entry(struct cira_server *s, const char *key, bool create) {
-  struct auth_throttle *t = dmt_strmap_get(&s->throttle, key);
-  if (!t && create && (t = calloc(1, sizeof *t))) dmt_strmap_put(&s->throttle, key, t, NULL);
-  return t;
-}
-
-static void throttle_fail(struct cira_server *s, const char *key) {
-  struct auth_throttle *t = throttle_entry(s, key, true);
-  if (!t) return;
-  uint64_t now = dmt_loop_now(s->loop);
-  if (now - t->last_failure_ms > FAILURE_WINDOW_MS) t->failures = 0;
-  t->failures++;
-  t->last_failure_ms = now;
-  if (t->failures > FREE_FAILURES) {
-    unsigned shift = t->failures - FREE_FAILURES - 1;
-    uint64_t block = shift > 20 ? MAX_BLOCK_MS : 1000ull << shift;
-    t->blocked_until_ms = now + (block > MAX_BLOCK_MS ? MAX_BLOCK_MS : block);
+  bool have_mps = mps && *mps, pass_ok = have_mps && equal_ct(j->password, mps);
+  if (amt) snprintf(d->amt_password, sizeof d->amt_password, "%s", amt);
+  dmt_secrets_wipe(secret); /* mps and amt point into it: not used below */
+  if (user_ok && pass_ok) {
+    j->outcome = AUTH_OK;
+    j->dev = d;
+  } else {
+    j->outcome = have_mps ? AUTH_BAD_CREDENTIALS : AUTH_NO_CREDENTIALS;
+    device_free(d);
   }
-}
-
-static void keys(const char *peer, const char *guid, char ip_key[80], char guid_key[48]) {
-  snprintf(ip_key, 80, "ip:%s", peer);
-  snprintf(guid_key, 48, "guid:%s", guid);
-}
-
-bool auth_throttled(struct cira_server *s, const char *peer, const char *guid) {
-  char ik[80], gk[48];
-  keys(peer, guid, ik, gk);
-  uint64_t now = dmt_loop_now(s->loop);
-  struct auth_throttle *a = throttle_entry(s, ik, false), *b = throttle_entry(s, gk, false);
-  return (a && a->blocked_until_ms > now) || (b && b->blocked_until_ms > now);
+  return DMT_PG_OK;
 }
 
 static const char *outcome_text(enum auth_outcome o) {
@@ -132,55 +142,90 @@ static const char *outcome_text(enum auth_outcome o) {
   }
 }
 
-static void refuse(struct cira_conn *c, const char *tenant, const char *why) {
+/* Refuses the login: audit event, throttling (unless it was our own failure), FAILURE + DISCONNECT. */
+static void refuse(struct cira_conn *c, const char *tenant, const char *username, const char *why, bool count) {
   struct cira_server *s = c->srv;
-  char ik[80], gk[48];
-  keys(c->peer, c->guid, ik, gk);
-  throttle_fail(s, ik);
-  throttle_fail(s, gk);
+  uint64_t block = 0;
+  if (count) {
+    char sk[LIMITER_KEY_LEN], gk[LIMITER_KEY_LEN];
+    uint64_t now = dmt_loop_now(s->loop);
+    limiter_source_key(c->peer, sk);
+    limiter_guid_key(c->guid, gk);
+    uint64_t b1 = limiter_fail(&s->by_source, sk, now), b2 = limiter_fail(&s->by_guid, gk, now);
+    block = b1 > b2 ? b1 : b2;
+  }
   s->count.auth_failures++;
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 4);
+  shape_str(&pk, "peer");
+  shape_str(&pk, c->peer);
+  shape_str(&pk, "reason");
+  shape_str(&pk, why);
+  shape_str(&pk, "username");
+  shape_str(&pk, username ? username : "");
+  shape_str(&pk, "blocked_ms");
+  msgpack_pack_uint64(&pk, block);
   char msg[256];
   snprintf(msg, sizeof msg, "CIRA login refused from %s: %s", c->peer, why);
-  event_emit(s, tenant, c->guid, "auth_failure", "cira_login", false, NULL, msg, NULL, 0);
+  event_emit(s, tenant, c->guid, "auth_failure", "cira_login", false, NULL, msg, sb.data, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+  char q[96];
+  DMT_WARN(&s->log, "cira_login_refused", "peer=%s guid=%s user=%s reason=\"%s\" blocked_ms=%llu", c->peer, c->guid,
+           dmt_log_kv_quote(username ? username : "", q, sizeof q), why, (unsigned long long)block);
   dmt_apf_put_userauth_failure(&c->out, true);
-  conn_flush(c);
-  conn_close(c, 0, why);
+  conn_close(c, count ? DMT_APF_DISC_INVALID_CREDENTIALS : DMT_APF_DISC_TEMPORARILY_UNAVAILABLE, why);
+}
+
+static void job_free(struct auth_job *j) {
+  device_free(j->dev);
+  OPENSSL_cleanse(j, sizeof *j);
+  free(j);
 }
 
 static void looked_up(void *arg, int rc) {
   struct auth_job *j = arg;
   struct cira_conn *c = j->c;
   if (c->state == CONN_AUTHENTICATING) {
+    if (rc != DMT_PG_OK && j->outcome == AUTH_OK) j->outcome = AUTH_ERROR; /* job abandoned (shutdown) */
     if (j->outcome == AUTH_ERROR)
       DMT_ERROR(&c->srv->log, "auth_lookup_failed", "guid=%s error=\"%s\"", c->guid, j->error);
     if (j->outcome != AUTH_OK) {
-      refuse(c, j->outcome == AUTH_UNKNOWN_DEVICE ? NULL : j->tenant, outcome_text(j->outcome));
+      refuse(c, j->outcome == AUTH_UNKNOWN_DEVICE ? NULL : j->tenant, j->username, outcome_text(j->outcome),
+             j->outcome != AUTH_ERROR);
     } else {
-      snprintf(c->tenant, sizeof c->tenant, "%s", j->tenant);
-      snprintf(c->amt_password, sizeof c->amt_password, "%s", j->amt_password);
-      snprintf(c->amt_version, sizeof c->amt_version, "%s", j->amt_version);
-      snprintf(c->mode, sizeof c->mode, "%s", j->mode);
-      snprintf(c->hostname, sizeof c->hostname, "%s", j->hostname);
-      snprintf(c->friendly_name, sizeof c->friendly_name, "%s", j->friendly_name);
-      snprintf(c->tags, sizeof c->tags, "%s", j->tags);
-      char gk[48], ik[80];
-      keys(c->peer, c->guid, ik, gk);
-      free(dmt_strmap_del(&c->srv->throttle, gk));
+      char gk[LIMITER_KEY_LEN];
+      limiter_guid_key(c->guid, gk);
+      limiter_reset(&c->srv->by_guid, gk);
+      c->dev = j->dev;
+      j->dev = NULL;
       registry_register(c); /* replaces an older connection of the GUID, then answers SUCCESS */
-      if (c->state == CONN_ACTIVE) apf_process(c);
+      if (c->state == CONN_ACTIVE) apf_process(c); /* input that arrived during the lookup */
     }
   }
-  OPENSSL_cleanse(j, sizeof *j);
-  free(j);
+  job_free(j);
   conn_unref(c);
 }
 
-void auth_begin(struct cira_conn *c) {
+static bool copy_credential(char *dst, const struct dmt_apf_str *s) {
+  if (s->len >= MAX_CREDENTIAL || memchr(s->p, 0, s->len)) return false;
+  memcpy(dst, s->p, s->len);
+  dst[s->len] = '\0';
+  return true;
+}
+
+void auth_begin(struct cira_conn *c, const struct dmt_apf_str *user, const struct dmt_apf_str *password) {
   struct cira_server *s = c->srv;
-  if (auth_throttled(s, c->peer, c->guid)) {
+  char sk[LIMITER_KEY_LEN], gk[LIMITER_KEY_LEN], shown[MAX_CREDENTIAL] = "";
+  limiter_source_key(c->peer, sk);
+  limiter_guid_key(c->guid, gk);
+  copy_credential(shown, user);
+  uint64_t now = dmt_loop_now(s->loop);
+  if (limiter_blocked_for(&s->by_source, sk, now) || limiter_blocked_for(&s->by_guid, gk, now)) {
     s->count.throttled++;
-    refuse(c, NULL, "too many failed logins: throttled");
-    OPENSSL_cleanse(c->password, sizeof c->password);
+    refuse(c, NULL, shown, "too many failed logins: throttled", false);
     return;
   }
   struct auth_job *j = calloc(1, sizeof *j);
@@ -188,18 +233,19 @@ void auth_begin(struct cira_conn *c) {
     conn_close(c, DMT_APF_DISC_TEMPORARILY_UNAVAILABLE, "out of memory");
     return;
   }
+  if (!copy_credential(j->username, user) || !copy_credential(j->password, password)) {
+    job_free(j);
+    refuse(c, NULL, shown, "credentials longer than any AMT allows", true);
+    return;
+  }
   conn_ref(c);
   j->c = c;
   j->srv = s;
   memcpy(j->guid, c->guid, sizeof j->guid);
-  memcpy(j->username, c->username, sizeof j->username);
-  memcpy(j->password, c->password, sizeof j->password);
-  OPENSSL_cleanse(c->password, sizeof c->password);
   c->state = CONN_AUTHENTICATING;
   if (dmt_db_submit(s->db, lookup, looked_up, j) != 0) {
+    job_free(j);
     conn_close(c, DMT_APF_DISC_TEMPORARILY_UNAVAILABLE, "database queue full");
-    OPENSSL_cleanse(j, sizeof *j);
-    free(j);
     conn_unref(c);
   }
 }

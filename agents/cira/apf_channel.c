@@ -2,14 +2,15 @@
  * Server-initiated APF channels to the device's port 16992, with both
  * directions of flow control: requests never exceed the device's credits
  * (queued until WINDOW_ADJUST), and our credits are returned once half the
- * advertised window is consumed. CHANNEL_CLOSE is sent exactly once, also
- * when a close races the open (mps-cira.md §1.10).
+ * advertised window is consumed; a device sending beyond the credits it was
+ * given breaks the protocol and is disconnected. CHANNEL_CLOSE is sent
+ * exactly once, also when a close races the open (mps-cira.md §1.10).
+ * Messages for unknown channel ids are consumed and ignored, as MPS does.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "dmt/apf.h"
-#include "wsman_client.h"
+#include "cira.h"
 
 #define MAX_RESPONSE_BODY (4u << 20)
 #define MAX_SEGMENT 16384u
@@ -41,7 +42,7 @@ struct cira_channel *channel_open(struct cira_conn *c) {
   ch->next = c->channels;
   c->channels = ch;
   /* As DMT's MPS opens them: forwarded-tcpip, empty target, originator 1.2.3.4. */
-  dmt_apf_put_channel_open(&c->out, "forwarded-tcpip", ch->id, c->srv->window, "", DMT_APF_WSMAN_PORT, "1.2.3.4",
+  dmt_apf_put_channel_open(&c->out, "forwarded-tcpip", ch->id, c->srv->set.window, "", DMT_APF_WSMAN_PORT, "1.2.3.4",
                            (ch->id % 30000u) + 1024u);
   conn_flush(c);
   return ch;
@@ -103,8 +104,13 @@ void channel_on_failure(struct cira_conn *c, uint32_t id) {
 void channel_on_data(struct cira_conn *c, uint32_t id, const uint8_t *data, uint32_t len) {
   struct cira_channel *ch = find(c, id);
   if (!ch || !ch->open) return;
+  if ((uint64_t)ch->unacked + len > c->srv->set.window) {
+    c->srv->count.protocol_errors++;
+    conn_close(c, DMT_APF_DISC_PROTOCOL_ERROR, "channel data beyond the advertised window");
+    return;
+  }
   ch->unacked += len;
-  if (ch->unacked > c->srv->window / 2) {
+  if (ch->unacked > c->srv->set.window / 2) {
     dmt_apf_put_window_adjust(&c->out, ch->peer_id, ch->unacked);
     ch->unacked = 0;
     conn_flush(c);

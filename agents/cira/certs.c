@@ -6,7 +6,9 @@
  * AMT firmware checks) and generated on first start under a PostgreSQL
  * advisory lock, so instances starting together share one identity. The RPS
  * agent installs ROOT_CERTIFICATE into AMT; the bridge serves it as
- * /api/v1/ciracert.
+ * /api/v1/ciracert, and so does this agent on its health port. With
+ * cira.generate_certs=false (DMT's MPS_GENERATE_CERTS) nothing is generated:
+ * the files or an existing MPSCerts must be there.
  */
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
@@ -15,12 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dmt/config.h"
 #include "dmt/pg.h"
 #include "dmt/tls.h"
-#include "wsman_client.h"
+#include "cira.h"
 
 #define CERTS_LOCK "7236567914712229747" /* one more than the migration lock */
 
@@ -77,10 +81,19 @@ static json_t *generate(const char *cn, char *err, size_t errlen) {
   return obj;
 }
 
+/* Written with its final mode from the start (a key is never world-readable, not even briefly). */
 static int write_file(const char *path, const char *text, mode_t mode) {
-  FILE *f = fopen(path, "w");
-  if (!f) return -1;
-  chmod(path, mode);
+  if (!text) return -1;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0 || fchmod(fd, mode) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  FILE *f = fdopen(fd, "w");
+  if (!f) {
+    close(fd);
+    return -1;
+  }
   int ok = fputs(text, f) >= 0;
   return (fclose(f) == 0 && ok) ? 0 : -1;
 }
@@ -95,7 +108,9 @@ static json_t *load_or_create(struct cira_server *s, const char *cn, char *err, 
     return NULL;
   }
   int rc = dmt_secrets_get(s->secrets, db, "", "MPSCerts", &obj, err, errlen);
-  if (rc == DMT_SECRETS_NOT_FOUND) {
+  if (rc == DMT_SECRETS_NOT_FOUND && !dmt_config_bool(s->cfg, "cira.generate_certs", true)) {
+    snprintf(err, errlen, "no MPSCerts secret and cira.generate_certs is false");
+  } else if (rc == DMT_SECRETS_NOT_FOUND) {
     DMT_INFO(&s->log, "certs_generating", "common_name=%s", cn);
     obj = generate(cn, err, errlen);
     if (obj && dmt_secrets_put(s->secrets, db, "", "MPSCerts", obj, err, errlen) != DMT_SECRETS_OK) {
@@ -119,6 +134,10 @@ int certs_prepare(struct cira_server *s, char *cert, size_t certlen, char *key, 
     snprintf(key, keylen, "%s", kf);
     const char *root = dmt_config_str(s->cfg, "cira.root_file");
     snprintf(s->root_pem_path, sizeof s->root_pem_path, "%s", root ? root : "");
+    X509 *rc = root ? dmt_tls_read_cert(root, err, errlen) : NULL;
+    if (root && !rc) return -1;
+    if (rc) s->root_pem = dmt_tls_cert_pem(rc);
+    X509_free(rc);
     return 0;
   }
   if (!s->secrets) {
@@ -145,6 +164,7 @@ int certs_prepare(struct cira_server *s, char *cert, size_t certlen, char *key, 
                ? -1
                : 0;
   if (rc) snprintf(err, errlen, "cannot write certificates under %s", d);
+  else s->root_pem = strdup(json_string_value(json_object_get(obj, "ROOT_CERTIFICATE")));  /* checked above */
   dmt_secrets_wipe(obj);
   return rc;
 }

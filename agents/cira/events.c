@@ -1,21 +1,30 @@
 /*
- * Events: every connection change, refused login and command outcome is
- * published on the tenant's namespace (schemas/topics.md) and persisted to
- * dmt.events through the database worker, so a consumer that was down can
- * catch up by time range. Events about unknown devices (no tenant) go to the
- * agents-only system namespace.
+ * Events: every connection change, refused login, power change and command
+ * outcome is published at once on the tenant's namespace (schemas/topics.md)
+ * and persisted to dmt.events, so a consumer that was down can catch up by
+ * time range. Rows are inserted in batches (one INSERT ... SELECT FROM
+ * unnest(...) per 500 events or per cira.batch_ms), which keeps a reconnect
+ * storm of 100k devices from turning into 100k round trips. Events about a
+ * GUID nobody provisioned (no tenant) go to the agents-only dmt/_sys/events
+ * namespace and are stored under DMT's default tenant.
  */
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cira.h"
 #include "dmt/mptree.h"
 #include "dmt/payloads.h"
 #include "dmt/pg.h"
-#include "wsman_client.h"
 
-const char *tenant_topic(const char *tenant) { return (!tenant || !*tenant) ? "_default" : tenant; }
+#define EVENT_BATCH 500
+
+struct event_batch {
+  struct dmt_buf col[11]; /* array literals: id tenant guid ts kind action outcome requester source message data */
+  size_t n;
+};
+
 
 static void uuid4(char out[37]) {
   uint8_t b[16];
@@ -26,56 +35,97 @@ static void uuid4(char out[37]) {
            b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
-struct event_row {
-  char id[37], tenant[65], guid[37], kind[32], action[64], outcome[16], requester[256], source[128], message[1024];
-  uint64_t ts_ms;
-  char *data_json;
-};
+/* A NULL element when v is NULL, else the quoted value. */
+static void append_nullable(struct dmt_buf *a, const char *v) {
+  if (v) {
+    pg_array_append(a, v);
+    return;
+  }
+  dmt_buf_append(a, dmt_buf_size(a) ? ",NULL" : "{NULL", 5);
+}
 
-static int insert_event(PGconn *db, void *arg) {
-  struct event_row *e = arg;
-  char ts[32];
-  snprintf(ts, sizeof ts, "%.3f", (double)e->ts_ms / 1000.0);
-  const char *p[] = {e->id, e->tenant, e->guid[0] ? e->guid : NULL, ts, e->kind, e->action[0] ? e->action : NULL,
-                     e->outcome, e->requester[0] ? e->requester : NULL, e->source, e->message, e->data_json};
+static void batch_free(struct event_batch *b) {
+  if (!b) return;
+  for (int i = 0; i < 11; i++) dmt_buf_free(&b->col[i]);
+  free(b);
+}
+
+static int insert_events(PGconn *db, void *arg) {
+  struct event_batch *b = arg;
+  const char *p[11];
+  for (int i = 0; i < 11; i++) p[i] = (const char *)b->col[i].data;
   char err[256];
   return dmt_pg_exec(db,
                      "INSERT INTO dmt.events (id, tenant_id, guid, ts, kind, action, outcome, requester, source, "
-                     "message, data) VALUES ($1, $2, $3, to_timestamp($4), $5, $6, $7, $8, $9, $10, $11::jsonb) "
+                     "message, data) SELECT id, tenant, guid, to_timestamp(ts), kind, action, outcome, requester, "
+                     "source, message, data FROM unnest($1::uuid[], $2::varchar[], $3::uuid[], $4::float8[], "
+                     "$5::varchar[], $6::varchar[], $7::varchar[], $8::varchar[], $9::varchar[], $10::varchar[], "
+                     "$11::jsonb[]) AS u(id, tenant, guid, ts, kind, action, outcome, requester, source, message, data) "
                      "ON CONFLICT (id) DO NOTHING",
                      11, p, NULL, err, sizeof err);
 }
 
-static void inserted(void *arg, int rc) {
-  struct event_row *e = arg;
-  free(e->data_json);
-  free(e);
+static void inserted(void *arg, int rc) { batch_free(arg); }
+
+static void flush(struct cira_server *s) {
+  struct event_batch *b = s->events;
+  s->events = NULL;
+  dmt_timer_stop(s->loop, &s->events_timer);
+  if (!b || !b->n) {
+    batch_free(b);
+    return;
+  }
+  for (int i = 0; i < 11; i++) dmt_buf_append(&b->col[i], "}", 2);
+  if (dmt_db_submit(s->db, insert_events, inserted, b) != 0) {
+    DMT_WARN(&s->log, "db_queue_full", "write=events rows=%zu", b->n);
+    batch_free(b);
+  }
+}
+
+static void on_flush_timer(struct dmt_loop *loop, struct dmt_timer *t) { flush(t->ud); }
+
+void events_init(struct cira_server *s) { dmt_timer_init(&s->events_timer, on_flush_timer, s); }
+
+void events_flush(struct cira_server *s) {
+  if (s->events) flush(s);
+}
+
+static void persist(struct cira_server *s, const struct dmt_event *ev, const char *data_json) {
+  if (!s->events) {
+    if (!(s->events = calloc(1, sizeof *s->events))) return;
+    for (int i = 0; i < 11; i++) dmt_buf_init(&s->events->col[i], 0);
+  }
+  struct event_batch *b = s->events;
+  char ts[32];
+  snprintf(ts, sizeof ts, "%.3f", (double)ev->ts_ms / 1000.0);
+  pg_array_append(&b->col[0], ev->id);
+  pg_array_append(&b->col[1], ev->tenant);
+  append_nullable(&b->col[2], ev->guid);
+  pg_array_append(&b->col[3], ts);
+  pg_array_append(&b->col[4], ev->kind);
+  append_nullable(&b->col[5], ev->action);
+  pg_array_append(&b->col[6], ev->outcome);
+  append_nullable(&b->col[7], ev->requester);
+  append_nullable(&b->col[8], ev->source);
+  append_nullable(&b->col[9], ev->message);
+  append_nullable(&b->col[10], data_json);
+  if (++b->n >= EVENT_BATCH) {
+    flush(s);
+  } else if (!dmt_timer_armed(&s->events_timer)) {
+    dmt_timer_start(s->loop, &s->events_timer, s->set.batch_ms);
+  }
 }
 
 void event_emit(struct cira_server *s, const char *tenant, const char *guid, const char *kind, const char *action,
                 bool success, const char *requester, const char *message, const void *data, size_t data_len) {
-  struct event_row *e = calloc(1, sizeof *e);
-  if (!e) return;
-  uuid4(e->id);
-  e->ts_ms = dmt_wall_ms();
-  snprintf(e->tenant, sizeof e->tenant, "%s", tenant ? tenant : "");
-  snprintf(e->guid, sizeof e->guid, "%s", guid ? guid : "");
-  snprintf(e->kind, sizeof e->kind, "%s", kind);
-  snprintf(e->action, sizeof e->action, "%s", action ? action : "");
-  snprintf(e->outcome, sizeof e->outcome, "%s", success ? "success" : "failure");
-  snprintf(e->requester, sizeof e->requester, "%s", requester ? requester : "");
-  snprintf(e->source, sizeof e->source, "%s", s->instance);
-  snprintf(e->message, sizeof e->message, "%s", message ? message : "");
-  if (data && data_len) {
-    json_t *j = dmt_mp_buf_to_json(data, data_len);
-    e->data_json = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-  }
-
-  struct dmt_event ev = {.id = e->id, .ts_ms = (int64_t)e->ts_ms, .tenant = e->tenant, .guid = guid ? e->guid : NULL,
-                         .kind = e->kind, .action = action ? e->action : NULL, .outcome = e->outcome,
-                         .requester = requester ? e->requester : NULL, .source = e->source, .message = e->message,
-                         .present = DMT_EVENT_TS_MS};
+  char id[37], msg[1025];
+  uuid4(id);
+  snprintf(msg, sizeof msg, "%s", message ? message : "");
+  struct dmt_event ev = {.id = id, .ts_ms = (int64_t)dmt_wall_ms(), .tenant = (char *)(tenant ? tenant : ""),
+                         .guid = (char *)guid, .kind = (char *)kind, .action = (char *)action,
+                         .outcome = success ? "success" : "failure",
+                         .requester = requester && *requester ? (char *)requester : NULL, .source = s->instance,
+                         .message = msg, .present = DMT_EVENT_TS_MS};
   if (data && data_len) {
     ev.data = (uint8_t *)data;
     ev.data_len = data_len;
@@ -90,8 +140,15 @@ void event_emit(struct cira_server *s, const char *tenant, const char *guid, con
     struct dmt_mqtt_publish p = {.topic = topic, .payload = sb.data, .len = sb.size, .qos = 1};
     dmt_mqtt_publish(s->mqtt, &p);
   } else {
-    DMT_WARN(&s->log, "event_encode_failed", "error=\"%s\"", err);
+    DMT_WARN(&s->log, "event_encode_failed", "kind=%s error=\"%s\"", kind, err);
   }
   msgpack_sbuffer_destroy(&sb);
-  if (dmt_db_submit(s->db, insert_event, inserted, e) != 0) inserted(e, -1);
+  char *data_json = NULL;
+  if (data && data_len) {
+    json_t *j = dmt_mp_buf_to_json(data, data_len);
+    data_json = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+  }
+  persist(s, &ev, data_json);
+  free(data_json);
 }

@@ -483,7 +483,8 @@ int dmt_test_cira_start(struct dmt_test_cira *c) {
   snprintf(e[8], sizeof e[8], "DMT_CIRA_COMMON_NAME=127.0.0.1");
   snprintf(e[9], sizeof e[9], "DMT_CIRA_LASTSEEN_FLUSH_MS=1000");
   snprintf(e[10], sizeof e[10], "DMT_LOG_LEVEL=info");
-  char *env[] = {e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], NULL};
+  char *env[32] = {e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], NULL};
+  for (size_t i = 0, n = 11; c->extra_env && c->extra_env[i] && n < 31; i++) env[n++] = (char *)c->extra_env[i];
   char bin[1024];
   snprintf(bin, sizeof bin, "%s", dmt_test_bin("agents/cira/dmt-cira"));
   char *argv[] = {bin, NULL};

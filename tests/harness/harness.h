@@ -123,6 +123,7 @@ int dmt_test_command(struct dmt_test_mqtt *m, const char *tenant, const char *gu
 struct dmt_test_cira {
   const char *dsn, *secrets_key, *instance, *runtime_dir;
   int port, health_port;
+  const char *const *extra_env; /* more "K=V" settings (NULL-terminated), applied after the defaults */
   char log[600];
   char root_pem[700]; /* filled: the root CA devices must trust */
   pid_t pid;

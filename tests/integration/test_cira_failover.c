@@ -15,10 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "apf_client.h"
+#include "dmt/tls.h"
 #include "harness.h"
 
 #define N 200
@@ -47,7 +50,8 @@ static int setup(void **state) {
   snprintf(W.ia, sizeof W.ia, "cira-a-%d", (int)getpid());
   snprintf(W.ib, sizeof W.ib, "cira-b-%d", (int)getpid());
   char err[256];
-  W.devs = dmt_fleet_provision(W.dsn, W.key, "test", W.tenant, "8c8c0000-0000-4000-8000-", N, err, sizeof err);
+  /* N simulated devices, and one more played by the in-test APF client */
+  W.devs = dmt_fleet_provision(W.dsn, W.key, "test", W.tenant, "8c8c0000-0000-4000-8000-", N + 1, err, sizeof err);
   if (!W.devs) return -1;
   W.mq = dmt_test_mqtt_open(dmt_test_mqtt_url(), "failover-test");
   char filter[128];
@@ -128,6 +132,72 @@ static void test_sigkill_converges(void **state) {
   json_decref(res);
 }
 
+static bool row_on(const char *guid, const char *instance) {
+  char sql[300];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM dmt.devices WHERE guid = '%s' AND connection_status AND mps_instance = '%s'", guid,
+           instance);
+  return dmt_test_pg_count(W.dsn, sql) == 1;
+}
+
+/*
+ * One device, two live connections on two instances (a half-open tunnel the
+ * old instance has not noticed yet): when the device logs in through the
+ * other instance, the first drops its copy at once, so exactly one instance
+ * holds the device and executes its commands; nothing says "disconnected".
+ */
+static void test_takeover_across_instances(void **state) {
+  char ic[64], err[256];
+  snprintf(ic, sizeof ic, "cira-c-%d", (int)getpid());
+  struct dmt_test_cira c = W.b;
+  c.instance = ic;
+  c.port = dmt_test_free_port();
+  c.health_port = dmt_test_free_port();
+  assert_int_equal(dmt_test_cira_start(&c), 0);
+  SSL_CTX *ctx = dmt_tls_client_ctx(W.b.root_pem, true, err, sizeof err);
+  assert_non_null(ctx);
+  const struct dmt_fleet_device *d = &W.devs[N];
+  struct dmt_test_mqtt *ev = dmt_test_mqtt_open(dmt_test_mqtt_url(), "failover-events");
+  char filter[160];
+  snprintf(filter, sizeof filter, "dmt/v1/%s/devices/%s/events/#", W.tenant, d->guid);
+  dmt_test_mqtt_subscribe(ev, filter);
+  struct raw on_c, on_b;
+  assert_true(raw_login_as(&on_c, ctx, c.port, NULL, d->guid, d->mps_user, d->mps_password));
+  for (int i = 0; i < 100 && !row_on(d->guid, ic); i++) usleep(50000);
+  assert_true(row_on(d->guid, ic));
+  assert_true(raw_login_as(&on_b, ctx, W.b.port, NULL, d->guid, d->mps_user, d->mps_password));
+  assert_true(raw_closed(&on_c, 5000));
+  assert_true(on_c.got_disconnect);
+  assert_int_equal(on_c.disconnect_reason, DMT_APF_DISC_BY_APPLICATION);
+  for (int i = 0; i < 100 && !row_on(d->guid, W.ib); i++) usleep(50000);
+  assert_true(row_on(d->guid, W.ib));
+  assert_true(raw_keepalive_ok(&on_b, 5));
+  /* a command is executed once, by the instance that holds the device */
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, d->guid, "refresh", NULL, 10000, NULL, NULL), 200);
+  char sql[300];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM dmt.events WHERE guid = '%s' AND kind = 'command'", d->guid);
+  long n = 0;
+  for (int i = 0; i < 50 && n < 1; i++) {
+    n = dmt_test_pg_count(W.dsn, sql);
+    usleep(100000);
+  }
+  usleep(500000);
+  assert_int_equal(dmt_test_pg_count(W.dsn, sql), 1);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM dmt.events WHERE guid = '%s' AND kind = 'command' AND source = '%s'",
+           d->guid, W.ib);
+  assert_int_equal(dmt_test_pg_count(W.dsn, sql), 1);
+  assert_int_equal(dmt_test_mqtt_state_of(W.mq, d->guid, NULL), 1);
+  dmt_test_mqtt_pump(ev);
+  assert_int_equal(dmt_test_mqtt_count_suffix(ev, "/events/disconnected"), 0);
+  assert_true(dmt_test_mqtt_count_suffix(ev, "/events/connected") >= 2);
+  raw_free(&on_b);
+  raw_free(&on_c);
+  dmt_test_mqtt_close(ev);
+  SSL_CTX_free(ctx);
+  int st = dmt_test_stop(c.pid, SIGTERM, 10000);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void) {
   dmt_test_need_env("DMT_TEST_PG_DSN");
   dmt_test_mqtt_url();
@@ -135,6 +205,7 @@ int main(void) {
       cmocka_unit_test(test_devices_spread_over_both),
       cmocka_unit_test(test_commands_reach_either_instance),
       cmocka_unit_test(test_sigkill_converges),
+      cmocka_unit_test(test_takeover_across_instances),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

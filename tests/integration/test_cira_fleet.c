@@ -49,9 +49,11 @@ static int setup(void **state) {
   w->key = strdup(dmt_test_secrets_key());
   snprintf(w->tenant, sizeof w->tenant, "tenant-%d", (int)getpid());
   snprintf(w->instance, sizeof w->instance, "cira-test-%d", (int)getpid());
+  static const char *const env[] = {"DMT_CIRA_KEEPALIVE_S=5", "DMT_CIRA_POWER_REFRESH_S=10",
+                                    "DMT_CIRA_POWER_REFRESH_JITTER_S=0", NULL};
   w->cira = (struct dmt_test_cira){.dsn = w->dsn, .secrets_key = w->key, .instance = w->instance,
                                    .runtime_dir = w->dir, .port = dmt_test_free_port(),
-                                   .health_port = dmt_test_free_port()};
+                                   .health_port = dmt_test_free_port(), .extra_env = env};
   snprintf(w->sim_log, sizeof w->sim_log, "%s/sim.log", w->dir);
   snprintf(w->fleet, sizeof w->fleet, "%s/fleet.json", w->dir);
   snprintf(w->control, sizeof w->control, "%s/sim.sock", w->dir);
@@ -202,6 +204,100 @@ static void test_info_commands(void **state) {
   free(err);
 }
 
+/* Background reads (DMT's power_state_refresh_*) put every device's power state into its retained state. */
+static bool all_powers_known(void *arg) {
+  for (size_t i = 0; i < W.n; i++) {
+    int power = 0;
+    if (dmt_test_mqtt_state_of(W.mq, W.devs[i].guid, &power) != 1 || power == 0) return false;
+  }
+  return true;
+}
+
+static void test_power_state_refreshed(void **state) {
+  bool ok = dmt_test_wait_until(all_powers_known, NULL, 90000);
+  for (size_t i = 0; !ok && i < W.n; i++) {
+    int power = 0, st = dmt_test_mqtt_state_of(W.mq, W.devs[i].guid, &power);
+    if (st != 1 || power == 0) fprintf(stderr, "no power state: %s (state %d power %d)\n", W.devs[i].guid, st, power);
+  }
+  assert_true(ok);
+}
+
+static json_t *body_of(json_t *res) { return json_object_get(res, "Body"); }
+
+static const char *rv_str(json_t *res) { return json_string_value(json_object_get(body_of(res), "ReturnValueStr")); }
+
+static void expect_power(const char *guid, const char *want) {
+  char cmd[96];
+  snprintf(cmd, sizeof cmd, "state %s", guid);
+  const char *st = dmt_test_sim_control(W.control, cmd);
+  assert_non_null(st);
+  if (!strstr(st, want)) fail_msg("device %s: %s, wanted %s", guid, st, want);
+}
+
+static void test_boot_options_and_os_power(void **state) {
+  const char *guid = W.devs[9].guid;
+  json_t *res = NULL;
+  char *err = NULL;
+  /* reset to BIOS setup, then power off and power on to PXE */
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "boot_options", "{\"action\":101,\"use_sol\":true}", 10000, &err,
+                                    &res), 200);
+  assert_string_equal(rv_str(res), "SUCCESS");
+  json_decref(res);
+  expect_power(guid, "ready 2");
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "power_action", "{\"action\":8}", 10000, &err, &res), 200);
+  json_decref(res);
+  expect_power(guid, "ready 8");
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "boot_options", "{\"action\":401}", 10000, &err, &res), 200);
+  assert_string_equal(rv_str(res), "SUCCESS");
+  json_decref(res);
+  expect_power(guid, "ready 2");
+  /* a boot code through power_action means the same boot (DMT answered INVALID_PARAMETER without acting) */
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "power_action", "{\"action\":202}", 10000, &err, &res), 200);
+  assert_string_equal(rv_str(res), "SUCCESS");
+  json_decref(res);
+  /* UEFI HTTPS boot carries its OCR parameters; without a URL it is refused before anything runs */
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "boot_options",
+                                    "{\"action\":105,\"boot_details\":{\"url\":\"https://boot.example/x.efi\"}}", 10000,
+                                    &err, &res), 200);
+  assert_string_equal(rv_str(res), "SUCCESS");
+  json_decref(res);
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "boot_options", "{\"action\":105}", 10000, &err, &res), 400);
+  assert_string_equal(err, "bad_request");
+  free(err);
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "boot_options",
+                                    "{\"action\":107,\"boot_details\":{\"bootPath\":\"\\\\EFI\\\\nope.efi\"}}", 10000,
+                                    &err, &res), 400);
+  free(err);
+  /* codes outside DMT's set */
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "boot_options", "{\"action\":2}", 5000, &err, &res), 400);
+  free(err);
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "power_action", "{\"action\":9}", 5000, &err, &res), 400);
+  free(err);
+  /* NMI */
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "power_action", "{\"action\":11}", 10000, &err, &res), 200);
+  assert_string_equal(rv_str(res), "SUCCESS");
+  json_decref(res);
+  /* the OS power-saving path and DMT's answers for it */
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "power_action", "{\"action\":501}", 10000, &err, &res), 200);
+  assert_int_equal(json_integer_value(json_object_get(body_of(res), "ReturnValue")), 0);
+  assert_string_equal(rv_str(res), "COMPLETED_WITH_NO_ERROR");
+  assert_null(json_object_get(res, "Header"));
+  json_decref(res);
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "power_state", NULL, 10000, &err, &res), 200);
+  assert_int_equal(json_integer_value(json_object_get(res, "OSPowerSavingState")), 3);
+  json_decref(res);
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "power_action", "{\"action\":501}", 10000, &err, &res), 200);
+  assert_string_equal(rv_str(res), "COMPLETED_WITH_NO_ERROR"); /* already there: nothing to do */
+  json_decref(res);
+  /* power up of a running machine whose OS saves power: the OS is woken first, the power-up itself is NOT_READY */
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "power_action", "{\"action\":2}", 10000, &err, &res), 200);
+  assert_string_equal(rv_str(res), "NOT_READY");
+  json_decref(res);
+  assert_int_equal(dmt_test_command(W.mq, W.tenant, guid, "power_state", NULL, 10000, &err, &res), 200);
+  assert_int_equal(json_integer_value(json_object_get(res, "OSPowerSavingState")), 2);
+  json_decref(res);
+}
+
 static void test_garbage_apf_only_hurts_itself(void **state) {
   char e[512];
   SSL_CTX *ctx = dmt_tls_client_ctx(NULL, false, e, sizeof e);
@@ -254,6 +350,8 @@ int main(void) {
       cmocka_unit_test(test_bad_logins_refused),
       cmocka_unit_test(test_power_commands),
       cmocka_unit_test(test_info_commands),
+      cmocka_unit_test(test_power_state_refreshed),
+      cmocka_unit_test(test_boot_options_and_os_power),
       cmocka_unit_test(test_garbage_apf_only_hurts_itself),
       cmocka_unit_test(test_shutdown_marks_devices_disconnected),
   };
