@@ -166,7 +166,8 @@ static int load_device(struct sim *s, struct sim_device *d, uint32_t i, json_t *
                            jstr(dj, "amt_build", jstr(defs, "amt_build", DEFAULT_BUILD)),
                            jstr(dj, "amt_sku", jstr(defs, "amt_sku", DEFAULT_SKU)));
   d->dns_suffix = sim_intern(s, jstr(dj, "dns_suffix", jstr(defs, "dns_suffix", DEFAULT_DNS_SUFFIX)));
-  snprintf(d->hostname, sizeof d->hostname, "%s", jstr(dj, "hostname", d->hostname));
+  const char *hostname = jstr(dj, "hostname", NULL);
+  if (hostname) snprintf(d->hostname, sizeof d->hostname, "%s", hostname);
   d->power_state = (uint8_t)jint(dj, "power_state", d->power_state);
   const char *user = jstr(dj, "mps_username", jstr(mps, "username", NULL));
   if (set_mode(d, jstr(dj, "mode", jstr(defs, "mode", user ? "acm" : "pre"))) != 0) {
