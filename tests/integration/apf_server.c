@@ -656,15 +656,16 @@ int apf_server_port(const struct apf_server *s) { return s->port; }
 
 void apf_server_expect(struct apf_server *s, const char *guid, const char *user, const char *password,
                        const char *hostname) {
-  struct expect_dev *d = calloc(1, sizeof *d);
-  snprintf(d->guid, sizeof d->guid, "%s", guid);
+  pthread_mutex_lock(&s->mu);
+  struct expect_dev *d = dmt_strmap_get(&s->devs, guid);
+  if (!d) { /* updated in place otherwise: connections point at it */
+    d = calloc(1, sizeof *d);
+    snprintf(d->guid, sizeof d->guid, "%s", guid);
+    dmt_strmap_put(&s->devs, d->guid, d, NULL);
+  }
   snprintf(d->user, sizeof d->user, "%s", user);
   snprintf(d->password, sizeof d->password, "%s", password);
   snprintf(d->hostname, sizeof d->hostname, "%s", hostname);
-  pthread_mutex_lock(&s->mu);
-  void *old = NULL;
-  dmt_strmap_put(&s->devs, d->guid, d, &old);
-  free(old);
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -761,6 +762,50 @@ int apf_server_wsman(struct apf_server *s, const char *guid, const char *envelop
     rc = -1;
   }
   pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+int apf_test_pki(const char *dir, struct apf_pki *o) {
+  snprintf(o->root, sizeof o->root, "%s/root.pem", dir);
+  snprintf(o->cert, sizeof o->cert, "%s/server.pem", dir);
+  snprintf(o->key, sizeof o->key, "%s/server.key", dir);
+  snprintf(o->named_cert, sizeof o->named_cert, "%s/named.pem", dir);
+  snprintf(o->named_key, sizeof o->named_key, "%s/named.key", dir);
+  snprintf(o->other_cert, sizeof o->other_cert, "%s/other.pem", dir);
+  snprintf(o->other_key, sizeof o->other_key, "%s/other.key", dir);
+  char err[256];
+  EVP_PKEY *rk = dmt_tls_rsa_key(2048), *sk = dmt_tls_rsa_key(2048), *ok = dmt_tls_rsa_key(2048);
+  const char *ips[] = {"127.0.0.1", NULL};
+  const char *names[] = {"mps.example.com", NULL};
+  /* shaped like the certificates DMT's MPS generates (mps-cira.md §1.1) */
+  struct dmt_cert_spec root = {.common_name = "MPSRoot-5e5e5e", .org = "unknown", .is_ca = true,
+                               .ns_cert_type = "sslCA", .days_before = 1, .days_valid = 30};
+  struct dmt_cert_spec srv = {.common_name = "127.0.0.1", .org = "unknown", .ip_addrs = ips,
+                              .ext_key_usage = "serverAuth", .ns_cert_type = "server", .days_before = 1,
+                              .days_valid = 30};
+  struct dmt_cert_spec named = {.common_name = "mps.example.com", .dns_names = names, .ext_key_usage = "serverAuth",
+                                .days_before = 1, .days_valid = 30};
+  struct dmt_cert_spec other = {.common_name = "127.0.0.1", .ip_addrs = ips, .days_before = 1, .days_valid = 30};
+  X509 *r = dmt_tls_issue(&root, rk, NULL, NULL, err, sizeof err);
+  X509 *s = dmt_tls_issue(&srv, sk, r, rk, err, sizeof err);
+  X509 *n = dmt_tls_issue(&named, sk, r, rk, err, sizeof err);
+  X509 *x = dmt_tls_issue(&other, ok, NULL, NULL, err, sizeof err);
+  X509 *chain[] = {s, r};
+  int rc = (!r || !s || !n || !x || dmt_tls_write_cert(o->root, &r, 1, err, sizeof err) ||
+            dmt_tls_write_cert(o->cert, chain, 2, err, sizeof err) || dmt_tls_write_key(o->key, sk, err, sizeof err) ||
+            dmt_tls_write_cert(o->named_cert, &n, 1, err, sizeof err) ||
+            dmt_tls_write_key(o->named_key, sk, err, sizeof err) ||
+            dmt_tls_write_cert(o->other_cert, &x, 1, err, sizeof err) ||
+            dmt_tls_write_key(o->other_key, ok, err, sizeof err))
+               ? -1
+               : 0;
+  X509_free(r);
+  X509_free(s);
+  X509_free(n);
+  X509_free(x);
+  EVP_PKEY_free(rk);
+  EVP_PKEY_free(sk);
+  EVP_PKEY_free(ok);
   return rc;
 }
 

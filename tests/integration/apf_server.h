@@ -82,6 +82,13 @@ int apf_server_wsman(struct apf_server *s, const char *guid, const char *envelop
                      uint32_t window, size_t pad_bytes, struct apf_wsman_result *r, int timeout_ms);
 void apf_wsman_result_free(struct apf_wsman_result *r);
 
+/* Test certificates written into dir: an MPS root, a server certificate it issued for 127.0.0.1 (with the
+ * root in the chain file), one it issued for mps.example.com, and a self-signed one from another root. */
+struct apf_pki {
+  char root[600], cert[600], key[600], named_cert[600], named_key[600], other_cert[600], other_key[600];
+};
+int apf_test_pki(const char *dir, struct apf_pki *out);
+
 /* Mixed-endian GUID of 16 UUID bytes, written independently of the codec (mps-cira.md §1.8). */
 void apf_uuid_to_guid(const uint8_t uuid[16], char out[37]);
 

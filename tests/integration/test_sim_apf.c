@@ -24,7 +24,6 @@
 #include <cmocka.h>
 
 #include "apf_server.h"
-#include "dmt/tls.h"
 #include "dmt/wsman.h"
 #include "harness.h"
 
@@ -38,7 +37,7 @@
 
 static struct {
   char *dir;
-  char root[600], cert[600], key[600], other_cert[600], other_key[600], named_cert[600], named_key[600];
+  struct apf_pki pki;
   char control[600], log[600], control2[600], log2[600], fleet2[600];
   struct apf_server *srv, *untrusted, *misnamed;
   pid_t sim, sim2;
@@ -46,53 +45,12 @@ static struct {
 
 static void guid_of(size_t i, char out[37]) { snprintf(out, 37, GUID_PREFIX "%012zx", i); }
 
-static int write_pki(void) {
-  char err[256];
-  EVP_PKEY *rk = dmt_tls_rsa_key(2048), *sk = dmt_tls_rsa_key(2048), *ok = dmt_tls_rsa_key(2048);
-  struct dmt_cert_spec root = {.common_name = "MPSRoot-5e5e5e", .org = "unknown", .is_ca = true, .days_valid = 30};
-  const char *ips[] = {"127.0.0.1", NULL};
-  const char *names[] = {"mps.example.com", NULL};
-  struct dmt_cert_spec srv = {.common_name = "127.0.0.1", .org = "unknown", .ip_addrs = ips,
-                              .ext_key_usage = "serverAuth", .ns_cert_type = "server", .days_valid = 30};
-  struct dmt_cert_spec named = {.common_name = "mps.example.com", .dns_names = names, .ext_key_usage = "serverAuth",
-                                .days_valid = 30};
-  struct dmt_cert_spec other = {.common_name = "127.0.0.1", .ip_addrs = ips, .is_ca = false, .days_valid = 30};
-  X509 *r = dmt_tls_issue(&root, rk, NULL, NULL, err, sizeof err);
-  X509 *s = dmt_tls_issue(&srv, sk, r, rk, err, sizeof err);
-  X509 *n = dmt_tls_issue(&named, sk, r, rk, err, sizeof err);
-  X509 *o = dmt_tls_issue(&other, ok, NULL, NULL, err, sizeof err); /* self-signed: not the devices' root */
-  X509 *chain[] = {s, r};
-  int rc = (!r || !s || !n || !o || dmt_tls_write_cert(W.root, &r, 1, err, sizeof err) ||
-            dmt_tls_write_cert(W.cert, chain, 2, err, sizeof err) || dmt_tls_write_key(W.key, sk, err, sizeof err) ||
-            dmt_tls_write_cert(W.named_cert, &n, 1, err, sizeof err) ||
-            dmt_tls_write_key(W.named_key, sk, err, sizeof err) ||
-            dmt_tls_write_cert(W.other_cert, &o, 1, err, sizeof err) ||
-            dmt_tls_write_key(W.other_key, ok, err, sizeof err))
-               ? -1
-               : 0;
-  X509_free(r);
-  X509_free(s);
-  X509_free(n);
-  X509_free(o);
-  EVP_PKEY_free(rk);
-  EVP_PKEY_free(sk);
-  EVP_PKEY_free(ok);
-  return rc;
-}
-
 static int setup(void **state) {
   W.dir = dmt_test_tmpdir("sim-apf");
-  snprintf(W.root, sizeof W.root, "%s/root.pem", W.dir);
-  snprintf(W.cert, sizeof W.cert, "%s/server.pem", W.dir);
-  snprintf(W.key, sizeof W.key, "%s/server.key", W.dir);
-  snprintf(W.named_cert, sizeof W.named_cert, "%s/named.pem", W.dir);
-  snprintf(W.named_key, sizeof W.named_key, "%s/named.key", W.dir);
-  snprintf(W.other_cert, sizeof W.other_cert, "%s/other.pem", W.dir);
-  snprintf(W.other_key, sizeof W.other_key, "%s/other.key", W.dir);
   snprintf(W.control, sizeof W.control, "%s/sim.sock", W.dir);
   snprintf(W.log, sizeof W.log, "%s/sim.log", W.dir);
-  if (write_pki() != 0) return -1;
-  W.srv = apf_server_start(W.cert, W.key, KEEPALIVE_S);
+  if (apf_test_pki(W.dir, &W.pki) != 0) return -1;
+  W.srv = apf_server_start(W.pki.cert, W.pki.key, KEEPALIVE_S);
   if (!W.srv) return -1;
   for (size_t i = 0; i < N; i++) {
     char guid[37], host[24];
@@ -107,7 +65,7 @@ static int setup(void **state) {
   snprintf(user, sizeof user, "--sim.mps_username=%s", MPS_USER);
   snprintf(pw, sizeof pw, "--sim.mps_password=%s", MPS_PASSWORD);
   snprintf(amt, sizeof amt, "--sim.amt_password=%s", AMT_PASSWORD);
-  snprintf(root, sizeof root, "--sim.mps_ca=%s", W.root);
+  snprintf(root, sizeof root, "--sim.mps_ca=%s", W.pki.root);
   snprintf(ctl, sizeof ctl, "--sim.control=%s", W.control);
   char *argv[] = {(char *)dmt_test_bin("agents/sim/dmt-sim"), count, port, prefix, user, pw, amt, root, ctl,
                   "--sim.mps_host=127.0.0.1", "--sim.connect_rate=1000", "--sim.reconnect_min_ms=500",
@@ -217,8 +175,8 @@ static bool tls_refused(void *arg) {
 static void test_devices_verify_the_mps(void **state) {
   /* one device to an MPS whose certificate does not chain to its root, one to an MPS whose certificate
    * chains but names another host */
-  W.untrusted = apf_server_start(W.other_cert, W.other_key, KEEPALIVE_S);
-  W.misnamed = apf_server_start(W.named_cert, W.named_key, KEEPALIVE_S);
+  W.untrusted = apf_server_start(W.pki.other_cert, W.pki.other_key, KEEPALIVE_S);
+  W.misnamed = apf_server_start(W.pki.named_cert, W.pki.named_key, KEEPALIVE_S);
   snprintf(W.fleet2, sizeof W.fleet2, "%s/fleet2.json", W.dir);
   snprintf(W.control2, sizeof W.control2, "%s/sim2.sock", W.dir);
   snprintf(W.log2, sizeof W.log2, "%s/sim2.log", W.dir);
@@ -227,7 +185,7 @@ static void test_devices_verify_the_mps(void **state) {
           "{\"mps\":{\"host\":\"127.0.0.1\",\"root_ca\":\"%s\",\"username\":\"%s\",\"password\":\"%s\"},\"devices\":["
           "{\"guid\":\"5f5f0000-0000-4000-8000-000000000001\",\"mps_port\":%d},"
           "{\"guid\":\"5f5f0000-0000-4000-8000-000000000002\",\"mps_port\":%d}]}\n",
-          W.root, MPS_USER, MPS_PASSWORD, apf_server_port(W.untrusted), apf_server_port(W.misnamed));
+          W.pki.root, MPS_USER, MPS_PASSWORD, apf_server_port(W.untrusted), apf_server_port(W.misnamed));
   fclose(f);
   apf_server_expect(W.untrusted, "5f5f0000-0000-4000-8000-000000000001", MPS_USER, MPS_PASSWORD, "sim-00000");
   apf_server_expect(W.misnamed, "5f5f0000-0000-4000-8000-000000000002", MPS_USER, MPS_PASSWORD, "sim-00001");
