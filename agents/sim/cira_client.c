@@ -31,6 +31,7 @@ static const uint32_t amt_ports[] = {16993, 16992, 664, 623, 16995, 16994, 5900}
 #define NPORTS (sizeof amt_ports / sizeof amt_ports[0])
 
 static void on_timer(struct dmt_loop *loop, struct dmt_timer *t);
+static void connect_now(struct sim_device *d);
 
 const char *sim_conn_state_name(uint8_t state) {
   static const char *names[] = {"idle", "connecting", "handshake", "auth", "forwarding", "ready"};
@@ -55,12 +56,69 @@ static void schedule(struct sim_device *d, uint64_t delay_ms) {
   dmt_timer_start(d->sim->loop, &d->timer, delay_ms);
 }
 
+/*
+ * Handshake admission: one process plays a whole fleet, so at most
+ * sim.max_handshakes devices are between connect() and the end of their APF
+ * handshake; the others wait in arrival order and start as slots free up.
+ * That keeps a fleet-wide (re)connect wave from trading throughput for
+ * heap fragmentation.
+ */
+static void admit_waiting(struct dmt_loop *loop, struct dmt_timer *t) {
+  struct sim *s = t->ud;
+  while (s->admission_len && (!s->max_handshakes || s->handshaking < s->max_handshakes)) {
+    struct sim_device *d = &s->devices[s->admission[s->admission_head]];
+    s->admission_head = (s->admission_head + 1) % s->ndevices;
+    s->admission_len--;
+    d->waiting = false;
+    if (d->state == SIM_IDLE && d->conn.state == SIM_STREAM_CLOSED && !dmt_timer_armed(&d->timer) &&
+        sim_device_wants_cira(d))
+      connect_now(d);
+  }
+}
+
+static bool admitted(struct sim_device *d) {
+  struct sim *s = d->sim;
+  if (!s->max_handshakes || s->handshaking < s->max_handshakes) return true;
+  if (!s->admission) s->admission = calloc(s->ndevices, sizeof *s->admission);
+  if (!s->admission) return true;
+  if (!d->waiting) {
+    s->admission[(s->admission_head + s->admission_len) % s->ndevices] = d->index;
+    s->admission_len++;
+    d->waiting = true;
+  }
+  return false;
+}
+
+static void slot_freed(struct sim *s) {
+  if (s->admission_len && !dmt_timer_armed(&s->admit)) dmt_timer_start(s->loop, &s->admit, 0);
+}
+
+void sim_cira_fleet_init(struct sim *s) { dmt_timer_init(&s->admit, admit_waiting, s); }
+
+void sim_cira_fleet_free(struct sim *s) {
+  dmt_timer_stop(s->loop, &s->admit);
+  free(s->admission);
+  s->admission = NULL;
+  s->admission_len = 0;
+}
+
+/* Leaves the handshake/ready bookkeeping of the state the device is in. */
+static void leave_state(struct sim_device *d) {
+  struct sim *s = d->sim;
+  if (d->state == SIM_READY) {
+    s->count.disconnects++;
+    s->ready_now--;
+  } else if (d->state != SIM_IDLE) {
+    s->handshaking--;
+    slot_freed(s);
+  }
+}
+
 /* Common teardown; reconnect decides whether a new attempt is scheduled. */
 static void teardown(struct sim_device *d, const char *why, bool graceful, bool reconnect) {
   struct sim *s = d->sim;
   if (d->conn.state != SIM_STREAM_CLOSED) {
     DMT_DEBUG(&s->log, "cira_closed", "guid=%s reason=\"%s\"", d->guid, why);
-    if (d->state == SIM_READY) s->count.disconnects++;
     if (graceful && d->state >= SIM_AUTH) {
       d->conn.on_close = NULL; /* a failing flush must not re-enter */
       dmt_apf_put_disconnect(&d->conn.out, DISCONNECT_BY_APPLICATION);
@@ -69,6 +127,7 @@ static void teardown(struct sim_device *d, const char *why, bool graceful, bool 
     sim_stream_close(&d->conn, graceful);
   }
   sim_channels_free(d);
+  leave_state(d);
   d->state = SIM_IDLE;
   dmt_timer_stop(s->loop, &d->timer);
   if (!reconnect || !sim_device_wants_cira(d)) return;
@@ -96,6 +155,12 @@ static void become_ready(struct sim_device *d) {
   d->failures = 0;
   d->last_rx_ms = dmt_loop_now(s->loop);
   s->count.connected++;
+  s->handshaking--;
+  slot_freed(s);
+  s->ready_now++;
+  uint64_t since_start = dmt_wall_ms() - s->start_ms;
+  if (!s->half_ready_ms && s->ready_now >= (s->ndevices + 1) / 2) s->half_ready_ms = since_start;
+  if (!s->all_ready_ms && s->ready_now == s->ndevices) s->all_ready_ms = since_start;
   DMT_DEBUG(&s->log, "cira_ready", "guid=%s", d->guid);
   if (!d->keepalive_ms) d->keepalive_ms = s->keepalive_default_ms;
   schedule(d, d->keepalive_ms);
@@ -207,6 +272,7 @@ static void on_close(struct sim_stream *st, const char *why) {
 
 static void connect_now(struct sim_device *d) {
   struct sim *s = d->sim;
+  if (!admitted(d)) return;
   struct sim_cira_config *c = d->cira;
   bool alt = d->use_alt && c->alt_host;
   const char *host = alt ? c->alt_host : c->host;
@@ -217,6 +283,7 @@ static void connect_now(struct sim_device *d) {
   d->conn.on_data = on_data;
   d->conn.on_close = on_close;
   s->count.connects++;
+  s->handshaking++;
   d->state = SIM_CONNECTING;
   schedule(d, HANDSHAKE_DEADLINE_MS);
   sim_stream_connect(&d->conn, host, port, true, s->verify_server ? d->trust : NULL, name);

@@ -38,15 +38,15 @@ struct control_client {
 
 void sim_counters_print(const struct sim *s, FILE *out) {
   const struct sim_counters *c = &s->count;
-  size_t connected = 0;
-  for (size_t i = 0; i < s->ndevices; i++) connected += s->devices[i].state == SIM_READY;
+  fprintf(out, "devices %zu\nconnected_now %zu\nhandshaking %zu\nfleet_half_ready_ms %lu\nfleet_ready_ms %lu\n",
+          s->ndevices, s->ready_now, s->handshaking, (unsigned long)s->half_ready_ms, (unsigned long)s->all_ready_ms);
   fprintf(out,
-          "devices %zu\nconnected_now %zu\nconnects %lu\nconnected %lu\ndisconnects %lu\nreconnects %lu\n"
+          "connects %lu\nconnected %lu\ndisconnects %lu\nreconnects %lu\n"
           "auth_failures %lu\ntls_failures %lu\nprotocol_errors %lu\nchannels_opened %lu\nchannels_refused %lu\n"
           "keepalives_sent %lu\nwsman_requests %lu\nwsman_401 %lu\nwsman_faults %lu\npower_changes %lu\n"
           "faults_injected %lu\nstate_writes %lu\nrpc_started %lu\nrpc_succeeded %lu\nrpc_failed %lu\n"
           "activations_ccm %lu\nactivations_acm %lu\ndeactivations %lu\n",
-          s->ndevices, connected, c->connects, c->connected, c->disconnects, c->reconnects, c->auth_failures,
+          c->connects, c->connected, c->disconnects, c->reconnects, c->auth_failures,
           c->tls_failures, c->protocol_errors, c->channels_opened, c->channels_refused, c->keepalives_sent,
           c->wsman_requests, c->wsman_401, c->wsman_faults, c->power_changes, c->faults_injected, c->state_writes,
           c->rpc_started, c->rpc_succeeded, c->rpc_failed, c->activations_ccm, c->activations_acm, c->deactivations);
@@ -173,9 +173,7 @@ static void command(struct control_client *c, char *line) {
     reply(c, "%sok\n", buf);
     free(buf);
   } else if (!strcmp(argv[0], "connected")) {
-    size_t n = 0;
-    for (size_t i = 0; i < s->ndevices; i++) n += s->devices[i].state == SIM_READY;
-    reply(c, "ok %zu\n", n);
+    reply(c, "ok %zu\n", s->ready_now);
   } else if ((!strcmp(argv[0], "state") || !strcmp(argv[0], "info") || !strcmp(argv[0], "rpc") ||
               !strcmp(argv[0], "optin")) && argc >= 2) {
     if (!d) {

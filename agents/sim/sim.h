@@ -199,6 +199,7 @@ struct sim_device {
   uint8_t faults; /* enum sim_fault_flag */
   uint16_t slow_ms;
   bool rebooting;
+  bool waiting; /* queued for a handshake slot */
 
   struct sim_rpc *rpc; /* RPC job in progress */
 };
@@ -245,6 +246,13 @@ struct sim {
   char *control_path;
   int wsman_fd; /* local WS-Man listener, -1 if none */
   size_t rpc_active;
+  size_t ready_now;       /* devices with an established tunnel */
+  size_t handshaking;     /* devices between connect() and the end of the APF handshake */
+  unsigned max_handshakes; /* cap on handshaking (one process plays a whole fleet) */
+  uint32_t *admission;     /* ring of device indexes waiting for a handshake slot */
+  size_t admission_head, admission_len;
+  struct dmt_timer admit;  /* starts waiting devices once slots are free */
+  uint64_t start_ms, half_ready_ms, all_ready_ms; /* when half / all of the fleet first had a tunnel */
   unsigned long msg_seq; /* AMT MessageID counter (uuid:00000000-8086-8086-8086-<seq>) */
 };
 
@@ -397,6 +405,9 @@ void sim_stream_stall(struct sim_stream *st, bool stalled);
 /* cira_client.c, apf_channels.c                                       */
 /* ------------------------------------------------------------------ */
 
+/* Fleet-wide CIRA state (handshake admission); init before starting devices. */
+void sim_cira_fleet_init(struct sim *s);
+void sim_cira_fleet_free(struct sim *s);
 /* Schedules a connection attempt after delay_ms if the device wants CIRA. */
 void sim_cira_start(struct sim_device *d, uint64_t delay_ms);
 /* Closes the tunnel; graceful sends APF DISCONNECT first. Schedules a reconnect when wanted. */

@@ -60,6 +60,8 @@ static const struct dmt_config_key keys[] = {
     {"sim.keepalive_ms", "DMT_SIM_KEEPALIVE_MS", NULL, "60000",
      "keepalive interval when the server sends no KEEPALIVE_OPTIONS (firmware default)", 0},
     {"sim.boot_ms", "DMT_SIM_BOOT_MS", NULL, "5000", "firmware restart time of the reboot fault", 0},
+    {"sim.max_handshakes", "DMT_SIM_MAX_HANDSHAKES", NULL, "256",
+     "devices connecting at once (TLS + APF handshake); 0 = no limit", 0},
     {"sim.rpc_url", "DMT_SIM_RPC_URL", NULL, NULL, "RPS WebSocket URL: run sim.rpc_action on every device at start", 0},
     {"sim.rpc_action", "DMT_SIM_RPC_ACTION", NULL, "activate", "activate or deactivate", 0},
     {"sim.rpc_profile", "DMT_SIM_RPC_PROFILE", NULL, NULL, "RPS profile for activate", 0},
@@ -203,6 +205,7 @@ int main(int argc, char **argv) {
   s->log = (struct dmt_log){.out = stderr, .min = DMT_LOG_INFO, .component = "sim"};
   dmt_log_level_parse(dmt_config_str(&cfg, "log.level"), &s->log.min);
   s->loop = dmt_loop_new();
+  sim_cira_fleet_init(s);
   s->control_fd = s->wsman_fd = -1;
   const char *state_dir = dmt_config_str(&cfg, "sim.state_dir");
   if (state_dir) {
@@ -215,6 +218,7 @@ int main(int argc, char **argv) {
   s->keepalive_default_ms = (unsigned)dmt_config_int(&cfg, "sim.keepalive_ms", 60000);
   s->policy_interval_s = (unsigned)dmt_config_int(&cfg, "sim.policy_interval_s", 25);
   s->boot_ms = (unsigned)dmt_config_int(&cfg, "sim.boot_ms", 5000);
+  s->max_handshakes = (unsigned)dmt_config_int(&cfg, "sim.max_handshakes", 256);
   if (!s->reconnect_min_ms) s->reconnect_min_ms = 1;
   s->verify_server = !dmt_config_bool(&cfg, "sim.insecure", false);
 
@@ -247,6 +251,7 @@ int main(int argc, char **argv) {
   int sigs[] = {SIGINT, SIGTERM};
   dmt_loop_on_signals(s->loop, sigs, 2, on_signal, s);
 
+  s->start_ms = dmt_wall_ms();
   for (size_t i = 0; i < s->ndevices; i++)
     sim_cira_start(&s->devices[i], s->connect_rate ? (uint64_t)i * 1000u / s->connect_rate : 0);
   dmt_timer_init(&housekeeping, on_housekeeping, NULL);
@@ -268,6 +273,7 @@ int main(int argc, char **argv) {
     free(s->devices[i].rpc);
     s->devices[i].rpc = NULL;
   }
+  sim_cira_fleet_free(s);
   sim_control_close(s);
   if (s->wsman_fd >= 0) close(s->wsman_fd);
   sim_fleet_free(s);

@@ -12,6 +12,7 @@
 struct sim *fixture_sim(size_t n, const char *mode, const char *state_dir) {
   struct sim *s = calloc(1, sizeof *s);
   s->loop = dmt_loop_new();
+  sim_cira_fleet_init(s);
   s->log = (struct dmt_log){.out = stderr, .min = DMT_LOG_ERROR, .component = "sim-test"};
   s->control_fd = s->wsman_fd = -1;
   s->state_dir = state_dir ? strdup(state_dir) : NULL;
@@ -41,6 +42,7 @@ void fixture_sim_free(struct sim *s) {
     dmt_timer_stop(s->loop, &s->devices[i].timer);
     free(s->devices[i].rpc);
   }
+  sim_cira_fleet_free(s);
   sim_fleet_free(s);
   free(s->state_dir);
   SSL_CTX_free(s->tls);
