@@ -31,6 +31,7 @@
 
 struct control_client {
   struct sim *sim;
+  struct control_client *next;
   int fd;
   char line[1024];
   size_t len;
@@ -205,6 +206,11 @@ static void command(struct control_client *c, char *line) {
 }
 
 static void client_close(struct sim *s, struct control_client *c) {
+  for (struct control_client **pp = &s->control_clients; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
   dmt_loop_unwatch(s->loop, c->fd);
   close(c->fd);
   free(c);
@@ -241,6 +247,8 @@ static void on_accept(struct dmt_loop *loop, int fd, unsigned ev, void *ud) {
     }
     c->sim = ud;
     c->fd = cfd;
+    c->next = c->sim->control_clients;
+    c->sim->control_clients = c;
     dmt_loop_watch(loop, cfd, DMT_EV_READ, on_client, c);
   }
 }
@@ -265,6 +273,7 @@ int sim_control_open(struct sim *s, const char *path, char *err, size_t errlen) 
 }
 
 void sim_control_close(struct sim *s) {
+  while (s->control_clients) client_close(s, s->control_clients);
   if (s->control_fd >= 0) {
     dmt_loop_unwatch(s->loop, s->control_fd);
     close(s->control_fd);

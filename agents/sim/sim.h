@@ -244,6 +244,7 @@ struct sim {
   unsigned policy_interval_s; /* periodic interval for fleet devices without a policy */
   int control_fd;
   char *control_path;
+  struct control_client *control_clients;
   int wsman_fd; /* local WS-Man listener, -1 if none */
   size_t rpc_active;
   size_t ready_now;       /* devices with an established tunnel */

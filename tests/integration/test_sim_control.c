@@ -18,12 +18,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "apf_server.h"
+#include "dmt/digest.h"
+#include "dmt/http.h"
 #include "dmt/wsman.h"
 #include "harness.h"
 
@@ -40,6 +44,7 @@ static struct {
   char control[600], log[600], state[600];
   struct apf_server *srv, *srv2;
   pid_t sim;
+  int wsman_port;
 } W;
 
 static const char *guid(size_t i) {
@@ -62,7 +67,8 @@ static const char *ctl(const char *fmt, ...) {
 }
 
 static pid_t start_sim(void) {
-  char count[32], port[32], prefix[64], user[64], pw[64], amt[64], root[700], c[700], st[700];
+  char count[32], port[32], prefix[64], user[64], pw[64], amt[64], root[700], c[700], st[700], local[48];
+  snprintf(local, sizeof local, "--sim.wsman_port=%d", W.wsman_port);
   snprintf(count, sizeof count, "--sim.count=%d", N);
   snprintf(port, sizeof port, "--sim.mps_port=%d", apf_server_port(W.srv));
   snprintf(prefix, sizeof prefix, "--sim.guid_prefix=%s", GUID_PREFIX);
@@ -72,7 +78,7 @@ static pid_t start_sim(void) {
   snprintf(root, sizeof root, "--sim.mps_ca=%s", W.pki.root);
   snprintf(c, sizeof c, "--sim.control=%s", W.control);
   snprintf(st, sizeof st, "--sim.state_dir=%s", W.state);
-  char *argv[] = {(char *)dmt_test_bin("agents/sim/dmt-sim"), count, port, prefix, user, pw, amt, root, c, st,
+  char *argv[] = {(char *)dmt_test_bin("agents/sim/dmt-sim"), count, port, prefix, user, pw, amt, root, c, st, local,
                   "--sim.reconnect_min_ms=200", "--sim.reconnect_max_ms=400", "--sim.boot_ms=300",
                   "--log.level=warn", NULL};
   unlink(W.control);
@@ -99,6 +105,7 @@ static int setup(void **state) {
   W.srv2 = apf_server_start(W.pki.cert, W.pki.key, KEEPALIVE_S);
   if (!W.srv || !W.srv2) return -1;
   expect_all(W.srv);
+  W.wsman_port = dmt_test_free_port();
   W.sim = start_sim();
   return W.sim > 0 ? 0 : -1;
 }
@@ -316,6 +323,47 @@ static void test_configuration_changes(void **state) {
   apf_server_expect(W.srv2, guid(9), "otherUser9", "Other@Passw0rd9", "sim-00009");
 }
 
+/* One HTTP exchange with the local WS-Man port; the response is parsed into *out. */
+static void local_http(const char *authorization, const char *envelope, struct dmt_http_parser *out) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)W.wsman_port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  struct dmt_buf req;
+  dmt_buf_init(&req, 0);
+  dmt_http_build_wsman_request_chunked(&req, authorization, guid(11), 16992, envelope, strlen(envelope));
+  assert_int_equal(write(fd, dmt_buf_ptr(&req), dmt_buf_size(&req)), (ssize_t)dmt_buf_size(&req));
+  dmt_http_parser_init(out, false, 1u << 20);
+  uint8_t buf[8192];
+  int rc = DMT_HTTP_MORE;
+  ssize_t n;
+  while (rc == DMT_HTTP_MORE && (n = read(fd, buf, sizeof buf)) > 0) {
+    size_t used;
+    rc = dmt_http_parse(out, buf, (size_t)n, &used);
+  }
+  assert_int_equal(rc, DMT_HTTP_DONE);
+  close(fd);
+  dmt_buf_free(&req);
+}
+
+static void test_local_wsman_port(void **state) {
+  char *env = envelope_get("AMT_GeneralSettings");
+  struct dmt_http_parser r;
+  local_http(NULL, env, &r);
+  assert_int_equal(r.status, 401);
+  assert_string_equal(dmt_http_header(&r, "Connection"), "close");
+  struct dmt_digest_challenge ch;
+  assert_int_equal(dmt_digest_parse_challenge(dmt_http_header(&r, "WWW-Authenticate"), &ch), 0);
+  dmt_http_parser_free(&r);
+  char auth[1024];
+  dmt_digest_authorization("admin", AMT_PASSWORD, &ch, "POST", "/wsman", 1, "beef", auth, sizeof auth);
+  local_http(auth, env, &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr((const char *)dmt_buf_ptr(&r.body), ch.realm)); /* the realm in DigestRealm */
+  dmt_http_parser_free(&r);
+  free(env);
+}
+
 static void test_fleet_wide_fault(void **state) {
   assert_non_null(strstr(ctl("fault all drop"), "ok 12"));
   assert_non_null(strstr(ctl("fault all no-such-fault"), "error"));
@@ -360,6 +408,7 @@ int main(void) {
       cmocka_unit_test(test_refused_channel),     cmocka_unit_test(test_slow_responses),
       cmocka_unit_test(test_stall_and_unstall),   cmocka_unit_test(test_reboot),
       cmocka_unit_test(test_power),               cmocka_unit_test(test_configuration_changes),
+      cmocka_unit_test(test_local_wsman_port),
       cmocka_unit_test(test_fleet_wide_fault),    cmocka_unit_test(test_restart_keeps_state),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
