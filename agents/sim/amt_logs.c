@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "amt_classes.h"
 #include "dmt/amt_logs.h"
+#include "sim.h"
 
 #define AUDIT_RECORDS 14u
 #define EVENT_RECORDS 6u
@@ -29,8 +29,7 @@ static void audit_record(const struct sim_device *d, unsigned i, struct dmt_audi
 static void audit_invoke(struct sim_device *d, const struct dmt_wsman_request *w, struct dmt_buf *b,
                          struct amt_fault *f) {
   if (strcmp(w->method, "ReadRecords")) {
-    f->subcode = "b:ActionNotSupported";
-    f->reason = "The action is not supported by the service.";
+    amt_fault_not_supported(f);
     return;
   }
   const char *si = dmt_wsman_request_param(w, "StartIndex");
@@ -61,10 +60,10 @@ static void audit_invoke(struct sim_device *d, const struct dmt_wsman_request *w
   dmt_buf_free(&out);
 }
 
-static void audit_instance(struct sim_device *d, struct dmt_buf *b, bool pull) {
+static void audit_instance(struct sim_device *d, struct amt_emit *e) {
   const struct amt_prop p[] = {{"CreationClassName", "AMT_AuditLog"}, {"ElementName", "Intel(r) AMT Audit Log"},
                                {"EnabledState", "2"}, {"Name", "Intel(r) AMT:Audit Log"}, {"StoragePolicy", "1"}};
-  amt_instance(b, "AMT_AuditLog", pull, p, sizeof p / sizeof p[0]);
+  amt_emit_instance(e, "AMT_AuditLog", p, sizeof p / sizeof p[0]);
 }
 
 static void message_log_invoke(struct sim_device *d, const struct dmt_wsman_request *w, struct dmt_buf *b,
@@ -74,8 +73,7 @@ static void message_log_invoke(struct sim_device *d, const struct dmt_wsman_requ
     return;
   }
   if (strcmp(w->method, "GetRecords")) {
-    f->subcode = "b:ActionNotSupported";
-    f->reason = "The action is not supported by the service.";
+    amt_fault_not_supported(f);
     return;
   }
   struct dmt_buf out;
@@ -99,11 +97,11 @@ static void message_log_invoke(struct sim_device *d, const struct dmt_wsman_requ
   dmt_buf_free(&out);
 }
 
-static void message_log_instance(struct sim_device *d, struct dmt_buf *b, bool pull) {
+static void message_log_instance(struct sim_device *d, struct amt_emit *e) {
   const struct amt_prop p[] = {{"CreationClassName", "AMT_MessageLog"}, {"ElementName", "Intel(r) AMT Message Log"},
                                {"MaxNumberOfRecords", "390"}, {"Name", "Intel(r) AMT:MessageLog 1"},
                                {"NumberOfRecords", "6"}};
-  amt_instance(b, "AMT_MessageLog", pull, p, sizeof p / sizeof p[0]);
+  amt_emit_instance(e, "AMT_MessageLog", p, sizeof p / sizeof p[0]);
 }
 
 const struct amt_class amt_log_classes[] = {

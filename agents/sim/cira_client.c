@@ -1,147 +1,215 @@
 /*
- * The device side of CIRA: a non-blocking TLS client per device on the shared
- * loop, speaking APF in the order real firmware does (mps-cira.md §1.6):
- * PROTOCOLVERSION, auth@ service, USERAUTH, pfwd@ service, one tcpip-forward
- * per AMT port waiting for each reply, then keepalives at the interval the
- * server asked for. One heap timer per device serves as the handshake
- * deadline, the keepalive tick or the reconnect back-off, by state.
+ * The device side of CIRA: a TLS client to the configured MPS, verifying the
+ * server against the root RPS installed (AddTrustedRootCertificate), then APF
+ * in the order real firmware sends it (mps-cira.md §1.6):
+ *   PROTOCOLVERSION (1.0, trigger PERIODIC, the raw UUID) and
+ *   SERVICE_REQUEST auth@amt.intel.com, then USERAUTH_REQUEST (password
+ *   method, service pfwd@amt.intel.com), SERVICE_REQUEST pfwd@amt.intel.com,
+ *   one GLOBAL_REQUEST tcpip-forward per AMT port (16993, 16992, 664, 623,
+ *   16995, 16994, 5900) each waiting for its REQUEST_SUCCESS, then
+ *   KEEPALIVE_OPTIONS_REPLY to the server's options and KEEPALIVE_REQUEST at
+ *   the negotiated interval; DISCONNECT when it leaves on purpose.
+ * One heap timer per device is the connect/handshake deadline, the keepalive
+ * tick, the reconnect back-off or the firmware boot delay, by state.
+ *
+ * Reconnects: firmware retries on its periodic policy (RPS installs one with
+ * a 25 s interval). The simulator retries after sim.reconnect_min_ms,
+ * doubling per consecutive failure up to sim.reconnect_max_ms (default: the
+ * device's policy interval), spread +-50% so a restarted MPS is not hit by
+ * the whole fleet in the same millisecond.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/x509v3.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "dmt/apf.h"
 #include "sim.h"
 
-#define HANDSHAKE_DEADLINE_MS 15000u
+#define HANDSHAKE_DEADLINE_MS 30000u
+#define DISCONNECT_BY_APPLICATION 11u
 static const uint32_t amt_ports[] = {16993, 16992, 664, 623, 16995, 16994, 5900};
 #define NPORTS (sizeof amt_ports / sizeof amt_ports[0])
 
-static void on_io(struct dmt_loop *loop, int fd, unsigned ev, void *ud);
-
-static const char *current_host(const struct sim_device *d) { return d->use_alt ? d->alt_host : d->mps_host; }
 static void on_timer(struct dmt_loop *loop, struct dmt_timer *t);
+static void connect_now(struct sim_device *d);
 
-static void watch(struct sim_device *d, unsigned events) {
-  if (d->faults & SIM_FAULT_STALL) events = 0;
-  dmt_loop_watch(d->sim->loop, d->fd, events, on_io, d);
+const char *sim_conn_state_name(uint8_t state) {
+  static const char *names[] = {"idle", "connecting", "handshake", "auth", "forwarding", "ready"};
+  return state < sizeof names / sizeof names[0] ? names[state] : "?";
 }
 
-static unsigned next_backoff(struct sim_device *d) {
+static unsigned reconnect_delay(struct sim_device *d) {
   struct sim *s = d->sim;
-  d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : s->reconnect_min_ms;
-  if (d->backoff_ms > s->reconnect_max_ms) d->backoff_ms = s->reconnect_max_ms;
-  /* Spread a fleet's reconnects so a server restart is not hit by all devices in the same millisecond. */
-  return d->backoff_ms / 2 + (unsigned)((d->index * 7919u) % (d->backoff_ms / 2 + 1));
+  uint64_t cap = s->reconnect_max_ms;
+  if (!cap) cap = (uint64_t)(d->cira && d->cira->periodic_interval_s ? d->cira->periodic_interval_s : 25) * 1000u;
+  uint64_t delay = (uint64_t)s->reconnect_min_ms << (d->failures < 16 ? d->failures : 16);
+  if (delay > cap) delay = cap;
+  if (delay < s->reconnect_min_ms) delay = s->reconnect_min_ms;
+  if (d->failures < 255) d->failures++;
+  uint32_t r;
+  RAND_bytes((uint8_t *)&r, sizeof r);
+  return (unsigned)(delay / 2 + r % (delay + 1));
 }
 
-void sim_cira_drop(struct sim_device *d, const char *why) {
+static void schedule(struct sim_device *d, uint64_t delay_ms) {
+  d->timer.fn = on_timer;
+  dmt_timer_start(d->sim->loop, &d->timer, delay_ms);
+}
+
+/*
+ * Handshake admission: one process plays a whole fleet, so at most
+ * sim.max_handshakes devices are between connect() and the end of their APF
+ * handshake; the others wait in arrival order and start as slots free up.
+ * That keeps a fleet-wide (re)connect wave from trading throughput for
+ * heap fragmentation.
+ */
+static void admit_waiting(struct dmt_loop *loop, struct dmt_timer *t) {
+  struct sim *s = t->ud;
+  while (s->admission_len && (!s->max_handshakes || s->handshaking < s->max_handshakes)) {
+    struct sim_device *d = &s->devices[s->admission[s->admission_head]];
+    s->admission_head = (s->admission_head + 1) % s->ndevices;
+    s->admission_len--;
+    d->waiting = false;
+    if (d->state == SIM_IDLE && d->conn.state == SIM_STREAM_CLOSED && !dmt_timer_armed(&d->timer) &&
+        sim_device_wants_cira(d))
+      connect_now(d);
+  }
+}
+
+static bool admitted(struct sim_device *d) {
   struct sim *s = d->sim;
-  if (d->fd >= 0) {
-    DMT_DEBUG(&s->log, "cira_drop", "guid=%s reason=%s", d->guid, why);
-    if (d->state == SIM_READY) s->count.disconnects++;
-    dmt_loop_unwatch(s->loop, d->fd);
-    if (d->ssl) {
-      SSL_shutdown(d->ssl);
-      SSL_free(d->ssl);
-      d->ssl = NULL;
+  if (!s->max_handshakes || s->handshaking < s->max_handshakes) return true;
+  if (!s->admission) s->admission = calloc(s->ndevices, sizeof *s->admission);
+  if (!s->admission) return true;
+  if (!d->waiting) {
+    s->admission[(s->admission_head + s->admission_len) % s->ndevices] = d->index;
+    s->admission_len++;
+    d->waiting = true;
+  }
+  return false;
+}
+
+static void slot_freed(struct sim *s) {
+  if (s->admission_len && !dmt_timer_armed(&s->admit)) dmt_timer_start(s->loop, &s->admit, 0);
+}
+
+void sim_cira_fleet_init(struct sim *s) { dmt_timer_init(&s->admit, admit_waiting, s); }
+
+void sim_cira_fleet_free(struct sim *s) {
+  dmt_timer_stop(s->loop, &s->admit);
+  free(s->admission);
+  s->admission = NULL;
+  s->admission_len = 0;
+}
+
+/* Leaves the handshake/ready bookkeeping of the state the device is in. */
+static void leave_state(struct sim_device *d) {
+  struct sim *s = d->sim;
+  if (d->state == SIM_READY) {
+    s->count.disconnects++;
+    s->ready_now--;
+  } else if (d->state != SIM_IDLE) {
+    s->handshaking--;
+    slot_freed(s);
+  }
+}
+
+/* Common teardown; reconnect decides whether a new attempt is scheduled. */
+static void teardown(struct sim_device *d, const char *why, bool graceful, bool reconnect) {
+  struct sim *s = d->sim;
+  if (d->conn.state != SIM_STREAM_CLOSED) {
+    DMT_DEBUG(&s->log, "cira_closed", "guid=%s reason=\"%s\"", d->guid, why);
+    if (graceful && d->state >= SIM_AUTH) {
+      d->conn.on_close = NULL; /* a failing flush must not re-enter */
+      dmt_apf_put_disconnect(&d->conn.out, DISCONNECT_BY_APPLICATION);
+      sim_stream_flush(&d->conn);
     }
-    close(d->fd);
-    d->fd = -1;
-    ERR_clear_error();
+    sim_stream_close(&d->conn, graceful);
   }
   sim_channels_free(d);
-  /* Like firmware with two MPS in its policy: after a failure, try the other one. */
-  if (d->alt_host[0]) d->use_alt = !d->use_alt;
-  dmt_buf_reset(&d->in);
-  dmt_buf_reset(&d->out);
+  leave_state(d);
   d->state = SIM_IDLE;
-  d->nonce[0] = '\0';
-  if (!d->mps_user[0]) return; /* no CIRA configuration: nowhere to call */
+  dmt_timer_stop(s->loop, &d->timer);
+  if (!reconnect || !sim_device_wants_cira(d)) return;
+  /* Like firmware with two MPS in its policy: after a failure, try the other one. */
+  if (d->cira->alt_host) d->use_alt = !d->use_alt;
   s->count.reconnects++;
-  dmt_timer_start(s->loop, &d->timer, next_backoff(d));
+  schedule(d, reconnect_delay(d));
 }
 
-int sim_cira_send(struct sim_device *d) {
-  while (dmt_buf_size(&d->out) > 0 && d->ssl && d->state >= SIM_AUTH) {
-    if (d->faults & SIM_FAULT_STALL) return 0;
-    size_t n = dmt_buf_size(&d->out);
-    int w = SSL_write(d->ssl, dmt_buf_ptr(&d->out), n > 65536 ? 65536 : (int)n);
-    if (w > 0) {
-      dmt_buf_consume(&d->out, (size_t)w);
-      continue;
-    }
-    int e = SSL_get_error(d->ssl, w);
-    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-      watch(d, DMT_EV_READ | DMT_EV_WRITE);
-      return 0;
-    }
-    sim_cira_drop(d, "write failed");
-    return -1;
-  }
-  if (dmt_buf_size(&d->out) == 0) dmt_buf_reset(&d->out); /* idle devices hold no buffers */
-  if (d->fd >= 0 && d->state >= SIM_AUTH) watch(d, DMT_EV_READ);
-  return 0;
+void sim_cira_drop(struct sim_device *d, const char *why, bool graceful) { teardown(d, why, graceful, true); }
+
+void sim_cira_stop(struct sim_device *d, bool graceful) { teardown(d, "stopped", graceful, false); }
+
+void sim_cira_flush(struct sim_device *d) {
+  if (d->conn.state == SIM_STREAM_OPEN) sim_stream_flush(&d->conn);
 }
 
 static void send_next_forward(struct sim_device *d) {
-  dmt_apf_put_tcpip_forward(&d->out, false, d->hostname, amt_ports[d->forwards_acked]);
+  dmt_apf_put_tcpip_forward(&d->conn.out, false, d->hostname, amt_ports[d->forwards_acked]);
 }
 
 static void become_ready(struct sim_device *d) {
   struct sim *s = d->sim;
-  if (d->state == SIM_READY) return;
   d->state = SIM_READY;
-  d->backoff_ms = 0;
+  d->failures = 0;
   d->last_rx_ms = dmt_loop_now(s->loop);
   s->count.connected++;
+  s->handshaking--;
+  slot_freed(s);
+  s->ready_now++;
+  uint64_t since_start = dmt_wall_ms() - s->start_ms;
+  if (!s->half_ready_ms && s->ready_now >= (s->ndevices + 1) / 2) s->half_ready_ms = since_start;
+  if (!s->all_ready_ms && s->ready_now == s->ndevices) s->all_ready_ms = since_start;
   DMT_DEBUG(&s->log, "cira_ready", "guid=%s", d->guid);
   if (!d->keepalive_ms) d->keepalive_ms = s->keepalive_default_ms;
-  dmt_timer_start(s->loop, &d->timer, d->keepalive_ms);
+  schedule(d, d->keepalive_ms);
 }
 
 static void handle(struct sim_device *d, const struct dmt_apf_msg *m) {
   struct sim *s = d->sim;
+  struct dmt_buf *out = &d->conn.out;
   switch (m->type) {
     case DMT_APF_SERVICE_ACCEPT:
-      if (dmt_apf_str_eq(m->u.service.name, DMT_APF_SERVICE_AUTH)) {
-        const char *pw = (d->faults & SIM_FAULT_WRONG_PASSWORD) ? "Wr0ng-Passw0rd!" : d->mps_password;
-        dmt_apf_put_userauth_password(&d->out, d->mps_user, DMT_APF_SERVICE_PFWD, pw);
-      } else if (dmt_apf_str_eq(m->u.service.name, DMT_APF_SERVICE_PFWD)) {
+      if (dmt_apf_str_eq(m->u.service.name, DMT_APF_SERVICE_AUTH) && d->state == SIM_AUTH) {
+        const char *pw = (d->faults & SIM_FAULT_WRONG_PASSWORD) ? "Wr0ng-Passw0rd!" : d->cira->password;
+        dmt_apf_put_userauth_password(out, d->cira->user, DMT_APF_SERVICE_PFWD, pw);
+      } else if (dmt_apf_str_eq(m->u.service.name, DMT_APF_SERVICE_PFWD) && d->state == SIM_AUTH) {
         d->state = SIM_FORWARDING;
         d->forwards_acked = 0;
         send_next_forward(d);
       }
       break;
     case DMT_APF_USERAUTH_SUCCESS:
-      dmt_apf_put_service_request(&d->out, DMT_APF_SERVICE_PFWD);
+      dmt_apf_put_service_request(out, DMT_APF_SERVICE_PFWD);
       break;
     case DMT_APF_USERAUTH_FAILURE:
       s->count.auth_failures++;
-      sim_cira_drop(d, "authentication refused");
+      DMT_WARN(&s->log, "cira_auth_refused", "guid=%s user=%s", d->guid, d->cira->user);
+      sim_cira_drop(d, "authentication refused", true);
       return;
     case DMT_APF_REQUEST_SUCCESS:
       if (d->state != SIM_FORWARDING) break;
       if (++d->forwards_acked < NPORTS) send_next_forward(d);
       else become_ready(d);
       break;
+    case DMT_APF_REQUEST_FAILURE:
+      if (d->state == SIM_FORWARDING && ++d->forwards_acked < NPORTS) send_next_forward(d);
+      else if (d->state == SIM_FORWARDING) become_ready(d);
+      break;
     case DMT_APF_KEEPALIVE_OPTIONS_REQUEST:
-      dmt_apf_put_keepalive_options_reply(&d->out, m->u.keepalive_options.interval, m->u.keepalive_options.timeout);
+      dmt_apf_put_keepalive_options_reply(out, m->u.keepalive_options.interval, m->u.keepalive_options.timeout);
       if (m->u.keepalive_options.interval) d->keepalive_ms = m->u.keepalive_options.interval * 1000u;
-      if (d->state == SIM_READY) dmt_timer_start(s->loop, &d->timer, d->keepalive_ms);
+      d->keepalive_timeout_ms = m->u.keepalive_options.timeout * 1000u;
+      if (d->state == SIM_READY) schedule(d, d->keepalive_ms);
       break;
     case DMT_APF_KEEPALIVE_REQUEST:
-      dmt_apf_put_keepalive_reply(&d->out, m->u.keepalive.cookie);
+      dmt_apf_put_keepalive_reply(out, m->u.keepalive.cookie);
       break;
     case DMT_APF_CHANNEL_OPEN:
-      sim_channel_open(d, m->u.channel_open.sender, m->u.channel_open.window, m->u.channel_open.target_port);
+      if (d->state == SIM_READY)
+        sim_channel_open(d, m->u.channel_open.sender, m->u.channel_open.window, m->u.channel_open.target_port);
+      else dmt_apf_put_channel_open_failure(out, m->u.channel_open.sender, DMT_APF_OPEN_ADMINISTRATIVELY_PROHIBITED);
       break;
     case DMT_APF_CHANNEL_DATA:
       sim_channel_data(d, m->u.channel_data.recipient, m->u.channel_data.data.p, m->u.channel_data.data.len);
@@ -153,198 +221,136 @@ static void handle(struct sim_device *d, const struct dmt_apf_msg *m) {
       sim_channel_closed(d, m->u.channel_close.recipient);
       break;
     case DMT_APF_DISCONNECT:
-      sim_cira_drop(d, "server sent DISCONNECT");
+      sim_cira_drop(d, "server sent DISCONNECT", false);
       return;
-    default: /* PROTOCOLVERSION echo (Console), KEEPALIVE_REPLY, ... */
+    default: /* PROTOCOLVERSION echo (Console), KEEPALIVE_REPLY, SERVICE_ACCEPT of other names */
       break;
   }
 }
 
-static void read_available(struct sim_device *d) {
-  uint8_t buf[16384];
-  const char *eof = NULL; /* the server closed: first handle what it sent before closing */
-  for (;;) {
-    int r = SSL_read(d->ssl, buf, sizeof buf);
-    if (r > 0) {
-      if (dmt_buf_append(&d->in, buf, (size_t)r) != 0) {
-        sim_cira_drop(d, "input overflow");
-        return;
-      }
-      continue;
-    }
-    int e = SSL_get_error(d->ssl, r);
-    if (e == SSL_ERROR_WANT_READ) break;
-    if (e == SSL_ERROR_WANT_WRITE) {
-      watch(d, DMT_EV_READ | DMT_EV_WRITE);
-      break;
-    }
-    eof = e == SSL_ERROR_ZERO_RETURN ? "server closed" : "read failed";
-    break;
-  }
+static void on_data(struct sim_stream *st) {
+  struct sim_device *d = st->ud;
   d->last_rx_ms = dmt_loop_now(d->sim->loop);
-  for (;;) {
+  while (d->conn.state == SIM_STREAM_OPEN) {
     struct dmt_apf_msg m;
     size_t used;
-    int rc = dmt_apf_decode(dmt_buf_ptr(&d->in), dmt_buf_size(&d->in), DMT_APF_DECODE_REQUEST_SUCCESS_PORT, &m, &used);
+    int rc = dmt_apf_decode(dmt_buf_ptr(&st->in), dmt_buf_size(&st->in), DMT_APF_DECODE_REQUEST_SUCCESS_PORT, &m,
+                            &used);
     if (rc == DMT_APF_NEED_MORE) break;
     if (rc < 0) {
+      d->sim->count.protocol_errors++;
       DMT_WARN(&d->sim->log, "apf_error", "guid=%s error=\"%s\"", d->guid, dmt_apf_strerror(rc));
-      sim_cira_drop(d, "protocol error");
+      sim_cira_drop(d, "protocol error", true);
       return;
     }
     handle(d, &m);
-    if (d->state == SIM_IDLE) return; /* dropped while handling */
-    dmt_buf_consume(&d->in, used);
+    if (d->conn.state != SIM_STREAM_OPEN) return; /* dropped while handling */
+    dmt_buf_consume(&st->in, used);
   }
-  if (dmt_buf_size(&d->in) == 0) dmt_buf_reset(&d->in);
-  if (eof) sim_cira_drop(d, eof);
-  else sim_cira_send(d);
+  sim_cira_flush(d);
 }
 
-static void start_apf(struct sim_device *d) {
+static void on_open(struct sim_stream *st) {
+  struct sim_device *d = st->ud;
   d->state = SIM_AUTH;
   d->next_channel_id = 1;
   d->cookie = 0;
   d->keepalive_ms = 0;
-  dmt_apf_put_protocol_version(&d->out, 1, 0, DMT_APF_TRIGGER_PERIODIC, d->uuid);
-  dmt_apf_put_service_request(&d->out, DMT_APF_SERVICE_AUTH);
-  sim_cira_send(d);
+  d->keepalive_timeout_ms = 0;
+  dmt_apf_put_protocol_version(&st->out, 1, 0, DMT_APF_TRIGGER_PERIODIC, d->uuid);
+  dmt_apf_put_service_request(&st->out, DMT_APF_SERVICE_AUTH);
 }
 
-static void handshake(struct sim_device *d) {
-  int r = SSL_do_handshake(d->ssl);
-  if (r == 1) {
-    start_apf(d);
-    return;
-  }
-  int e = SSL_get_error(d->ssl, r);
-  if (e == SSL_ERROR_WANT_READ) watch(d, DMT_EV_READ);
-  else if (e == SSL_ERROR_WANT_WRITE) watch(d, DMT_EV_READ | DMT_EV_WRITE);
-  else {
-    char detail[256];
-    unsigned long ec = ERR_peek_error();
-    ERR_error_string_n(ec, detail, sizeof detail);
-    DMT_WARN(&d->sim->log, "tls_handshake_failed", "guid=%s error=\"%s\"", d->guid, detail);
+static void on_close(struct sim_stream *st, const char *why) {
+  struct sim_device *d = st->ud;
+  if (d->state < SIM_AUTH && !strncmp(why, "tls", 3)) {
     d->sim->count.tls_failures++;
-    sim_cira_drop(d, "tls handshake failed");
+    DMT_WARN(&d->sim->log, "cira_tls_failed", "guid=%s error=\"%s\"", d->guid, why);
   }
-}
-
-static void tcp_connected(struct sim_device *d) {
-  int soerr = 0;
-  socklen_t len = sizeof soerr;
-  getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-  if (soerr) {
-    sim_cira_drop(d, "connect failed");
-    return;
-  }
-  d->ssl = SSL_new(d->sim->tls);
-  SSL_set_fd(d->ssl, d->fd);
-  SSL_set_connect_state(d->ssl);
-  if (d->sim->verify_server) {
-    /* Firmware checks the MPS name: the FQDN, or the configured CN for an IP address. */
-    struct in6_addr a6;
-    struct in_addr a4;
-    const char *host = current_host(d);
-    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1)
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(d->ssl), host);
-    else {
-      SSL_set1_host(d->ssl, host);
-      SSL_set_tlsext_host_name(d->ssl, host);
-    }
-  }
-  d->state = SIM_HANDSHAKE;
-  handshake(d);
-}
-
-static void on_io(struct dmt_loop *loop, int fd, unsigned ev, void *ud) {
-  struct sim_device *d = ud;
-  switch (d->state) {
-    case SIM_CONNECTING:
-      if (ev & (DMT_EV_WRITE | DMT_EV_ERROR)) tcp_connected(d);
-      break;
-    case SIM_HANDSHAKE:
-      handshake(d);
-      break;
-    case SIM_AUTH:
-    case SIM_FORWARDING:
-    case SIM_READY:
-      if (ev & DMT_EV_WRITE && sim_cira_send(d) != 0) return;
-      if (ev & DMT_EV_READ) read_available(d);
-      break;
-    case SIM_IDLE:
-      break;
-  }
-}
-
-static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss, socklen_t *len) {
-  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-  char p[8];
-  snprintf(p, sizeof p, "%u", port);
-  if (getaddrinfo(host, p, &hints, &res) != 0 || !res) return -1;
-  memcpy(ss, res->ai_addr, res->ai_addrlen);
-  *len = res->ai_addrlen;
-  freeaddrinfo(res);
-  return 0;
+  sim_cira_drop(d, why, false);
 }
 
 static void connect_now(struct sim_device *d) {
   struct sim *s = d->sim;
-  struct sockaddr_storage ss;
-  socklen_t len;
-  if (resolve(current_host(d), d->use_alt ? d->alt_port : d->mps_port, &ss, &len) != 0) {
-    DMT_WARN(&s->log, "resolve_failed", "guid=%s host=%s", d->guid, current_host(d));
-    d->state = SIM_IDLE;
-    dmt_timer_start(s->loop, &d->timer, next_backoff(d));
-    return;
-  }
-  d->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (d->fd < 0) {
-    d->state = SIM_IDLE;
-    dmt_timer_start(s->loop, &d->timer, next_backoff(d));
-    return;
-  }
-  int one = 1;
-  setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (!admitted(d)) return;
+  struct sim_cira_config *c = d->cira;
+  bool alt = d->use_alt && c->alt_host;
+  const char *host = alt ? c->alt_host : c->host;
+  unsigned port = alt ? c->alt_port : c->port;
+  /* The name firmware checks: the FQDN, or the configured CN when the MPS is an IP address. */
+  const char *name = (c->info_format == 3 || c->info_format == 4) && c->cn && !alt ? c->cn : host;
+  d->conn.on_open = on_open;
+  d->conn.on_data = on_data;
+  d->conn.on_close = on_close;
   s->count.connects++;
+  s->handshaking++;
   d->state = SIM_CONNECTING;
-  dmt_timer_start(s->loop, &d->timer, HANDSHAKE_DEADLINE_MS);
-  if (connect(d->fd, (struct sockaddr *)&ss, len) != 0 && errno != EINPROGRESS) {
-    sim_cira_drop(d, "connect failed");
+  schedule(d, HANDSHAKE_DEADLINE_MS);
+  sim_stream_connect(&d->conn, host, port, true, s->verify_server ? d->trust : NULL, name);
+}
+
+static void keepalive_tick(struct sim_device *d) {
+  struct sim *s = d->sim;
+  uint64_t now = dmt_loop_now(s->loop);
+  uint64_t limit = d->keepalive_timeout_ms ? (uint64_t)d->keepalive_timeout_ms + d->keepalive_ms
+                                           : 3u * (uint64_t)d->keepalive_ms;
+  if (now - d->last_rx_ms > limit + 1000u) {
+    sim_cira_drop(d, "server silent", false);
     return;
   }
-  watch(d, DMT_EV_WRITE);
+  dmt_apf_put_keepalive_request(&d->conn.out, ++d->cookie);
+  s->count.keepalives_sent++;
+  sim_cira_flush(d);
+  if (d->state == SIM_READY) schedule(d, d->keepalive_ms);
 }
 
 static void on_timer(struct dmt_loop *loop, struct dmt_timer *t) {
   struct sim_device *d = t->ud;
-  if (d->faults & SIM_FAULT_STALL) {
-    dmt_timer_start(loop, t, 1000);
+  if (d->rebooting) { /* the firmware is back up */
+    d->rebooting = false;
+    d->state = SIM_IDLE;
+    if (sim_device_wants_cira(d)) connect_now(d);
+    return;
+  }
+  if (d->faults & SIM_FAULT_STALL) { /* a hung device does nothing on time */
+    schedule(d, 1000);
     return;
   }
   switch (d->state) {
     case SIM_IDLE:
-      connect_now(d);
+      if (sim_device_wants_cira(d)) connect_now(d);
       break;
-    case SIM_READY: {
-      /* Firmware gives up on a server that stays silent for three intervals. */
-      if (dmt_loop_now(loop) - d->last_rx_ms > 3u * d->keepalive_ms + 1000u) {
-        sim_cira_drop(d, "server silent");
-        return;
-      }
-      dmt_apf_put_keepalive_request(&d->out, ++d->cookie);
-      d->sim->count.keepalives_sent++;
-      if (sim_cira_send(d) == 0) dmt_timer_start(loop, t, d->keepalive_ms);
+    case SIM_READY:
+      keepalive_tick(d);
       break;
-    }
     default:
-      sim_cira_drop(d, "handshake deadline");
+      sim_cira_drop(d, "handshake deadline", false);
       break;
   }
 }
 
+void sim_cira_reboot(struct sim_device *d, unsigned ms) {
+  sim_cira_stop(d, false);
+  d->rebooting = true;
+  d->failures = 0;
+  schedule(d, ms);
+}
+
 void sim_cira_start(struct sim_device *d, uint64_t delay_ms) {
-  dmt_timer_init(&d->timer, on_timer, d);
+  if (d->conn.state != SIM_STREAM_CLOSED || dmt_timer_armed(&d->timer) || !sim_device_wants_cira(d)) return;
   d->state = SIM_IDLE;
-  dmt_timer_start(d->sim->loop, &d->timer, delay_ms);
+  schedule(d, delay_ms);
+}
+
+void sim_cira_reconsider(struct sim_device *d) {
+  if (d->rebooting) return; /* the boot timer decides */
+  bool wants = sim_device_wants_cira(d);
+  if (wants && d->state == SIM_IDLE && !dmt_timer_armed(&d->timer)) {
+    /* Firmware acts on a new policy shortly after it is committed. */
+    sim_cira_start(d, d->sim->reconnect_min_ms);
+  } else if (!wants && d->conn.state != SIM_STREAM_CLOSED) {
+    sim_cira_stop(d, true);
+  } else if (!wants) {
+    dmt_timer_stop(d->sim->loop, &d->timer);
+  }
 }
