@@ -23,22 +23,6 @@
 #include "dmt/pg.h"
 #include "rps.h"
 
-size_t rps_suffix_candidates(const char *fqdn, char out[][256], size_t max) {
-  size_t n = 0;
-  if (!fqdn || !*fqdn) return 0;
-  size_t labels = 1;
-  for (const char *p = fqdn; *p; p++) labels += *p == '.';
-  /* for i = 0 .. labels-2: labels[i..].join('.') */
-  const char *p = fqdn;
-  for (size_t i = 0; i + 1 < labels && n < max; i++) {
-    snprintf(out[n++], 256, "%s", p);
-    const char *dot = strchr(p, '.');
-    if (!dot) break;
-    p = dot + 1;
-  }
-  return n;
-}
-
 static void free_str(char **s) {
   if (*s) {
     OPENSSL_cleanse(*s, strlen(*s));

@@ -14,6 +14,23 @@
 
 #include "rps.h"
 
+/* §2.2: a.b.vprodemo.com -> a.b.vprodemo.com, b.vprodemo.com, vprodemo.com (never the TLD). */
+size_t rps_suffix_candidates(const char *fqdn, char out[][256], size_t max) {
+  size_t n = 0;
+  if (!fqdn || !*fqdn) return 0;
+  size_t labels = 1;
+  for (const char *p = fqdn; *p; p++) labels += *p == '.';
+  /* for i = 0 .. labels-2: labels[i..].join('.') */
+  const char *p = fqdn;
+  for (size_t i = 0; i + 1 < labels && n < max; i++) {
+    snprintf(out[n++], 256, "%s", p);
+    const char *dot = strchr(p, '.');
+    if (!dot) break;
+    p = dot + 1;
+  }
+  return n;
+}
+
 static bool in_list(double v, const double *l, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (v == l[i]) return true;
