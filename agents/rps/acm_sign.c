@@ -31,11 +31,20 @@
 /* ---- providers ---- */
 
 static int providers_rc;
+static OSSL_PROVIDER *prov_default, *prov_legacy;
 
 static void providers_load(void) {
   /* Loading "legacy" explicitly unloads the implicit default: load both, once, for the process. */
-  providers_rc = (OSSL_PROVIDER_load(NULL, "default") && OSSL_PROVIDER_load(NULL, "legacy")) ? 0 : -1;
+  prov_default = OSSL_PROVIDER_load(NULL, "default");
+  prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
+  providers_rc = prov_default && prov_legacy ? 0 : -1;
   ERR_clear_error();
+}
+
+void acm_release_providers(void) {
+  if (prov_legacy) OSSL_PROVIDER_unload(prov_legacy);
+  if (prov_default) OSSL_PROVIDER_unload(prov_default);
+  prov_legacy = prov_default = NULL;
 }
 
 int acm_init_providers(void) {

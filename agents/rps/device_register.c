@@ -22,10 +22,12 @@
 #include "dmt/pg.h"
 #include "rps.h"
 
+enum reg_kind { REG_SAVE, REG_DELETE, REG_PASSWORD, REG_INFO };
+
 struct reg_req {
   struct rps_job *j;
   void (*done)(struct rps_job *j, bool ok);
-  bool del;
+  enum reg_kind kind;
   char tenant[65], guid[37];
   char *hostname, *friendly_name, *dns_suffix, *tags, *mps_username, *device_info;
   json_t *secret;
@@ -143,10 +145,10 @@ static void reg_done(void *arg, int rc) {
   struct rps_job *j = q->j;
   j->t_db += rps_now_us() - q->t0;
   bool ok = rc == DMT_PG_OK;
-  if (!ok)
-    DMT_ERROR(&j->srv->log, q->del ? "record_update_failed" : "record_save_failed", "job=%s guid=%s error=\"%s\"",
-              j->id, j->guid, q->err);
-  else if (!q->del) j->record_saved = true;
+  static const char *const what[] = {"record_save_failed", "record_delete_failed", "password_save_failed",
+                                     "device_info_save_failed"};
+  if (!ok) DMT_ERROR(&j->srv->log, what[q->kind], "job=%s guid=%s error=\"%s\"", j->id, j->guid, q->err);
+  else if (q->kind == REG_SAVE || q->kind == REG_PASSWORD) j->record_saved = true; /* the device's credentials are stored */
   void (*done)(struct rps_job *, bool) = q->done;
   req_free(q);
   done(j, ok);
@@ -217,7 +219,7 @@ int device_register_update_password(struct rps_job *j, void (*done)(struct rps_j
   if (!q) return -1;
   q->j = j;
   q->done = done;
-  q->del = true; /* not a record save: record_saved is about activation credentials */
+  q->kind = REG_PASSWORD;
   snprintf(q->tenant, sizeof q->tenant, "%s", rec->tenant);
   snprintf(q->guid, sizeof q->guid, "%s", j->guid);
   q->secret = json_object();
@@ -251,7 +253,7 @@ int device_register_update_info(struct rps_job *j, void (*done)(struct rps_job *
   if (!q) return -1;
   q->j = j;
   q->done = done;
-  q->del = true;
+  q->kind = REG_INFO;
   snprintf(q->tenant, sizeof q->tenant, "%s", j->lk.record.exists ? j->lk.record.tenant : j->tenant);
   snprintf(q->guid, sizeof q->guid, "%s", j->guid);
   json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "fwVersion", j->dev.ver, "fwBuild", j->dev.build, "fwSku",
@@ -270,7 +272,7 @@ int device_register_delete(struct rps_job *j, void (*done)(struct rps_job *j, bo
   if (!q) return -1;
   q->j = j;
   q->done = done;
-  q->del = true;
+  q->kind = REG_DELETE;
   snprintf(q->tenant, sizeof q->tenant, "%s", j->lk.record.exists ? j->lk.record.tenant : j->tenant);
   snprintf(q->guid, sizeof q->guid, "%s", j->guid);
   return submit(q, delete_work);

@@ -47,13 +47,16 @@ static void set_table_fail(struct rps_job *j, const char *text) {
 static void enter(struct rps_job *j) {
   const struct flow_state *st = current(j);
   const struct flow *f = j->stack[j->depth - 1].f;
-  snprintf(j->step, sizeof j->step, "%s.%s", f->name, st->name);
   j->fail_text[0] = '\0';
   j->ws.one_shot = st->one_shot;
+  if (st->call && st->skip && st->skip(j)) { /* a skipped sub-flow is not a step reached */
+    flow_post(j, FE_OK);
+    return;
+  }
+  snprintf(j->step, sizeof j->step, "%s.%s", f->name, st->name);
   DMT_DEBUG(&j->srv->log, "flow_enter", "job=%s guid=%s state=%s", j->id, j->guid, j->step);
   if (st->call) {
-    if (st->skip && st->skip(j)) flow_post(j, FE_OK);
-    else flow_start(j, st->call);
+    flow_start(j, st->call);
     return;
   }
   if (st->enter) st->enter(j);
@@ -83,8 +86,9 @@ static void process(struct rps_job *j, int ev) {
     set_table_fail(j, st->fail);
     if (ev == FE_TIMEOUT) flow_fail_text(j, "Timed out waiting for the device");
     if (!j->fail_text[0]) snprintf(j->fail_text, sizeof j->fail_text, "Unknown error has occured");
-    DMT_INFO(&j->srv->log, "flow_step_failed", "job=%s guid=%s state=%s event=%d soft=%d", j->id, j->guid, j->step,
-             ev, st->soft);
+    if (!st->call)
+      DMT_INFO(&j->srv->log, "flow_step_failed", "job=%s guid=%s state=%s event=%d soft=%d detail=\"%s\"", j->id,
+               j->guid, j->step, ev, st->soft, j->ws.last_error);
   }
   int to = FLOW_NEXT;
   bool explicit_edge = false;

@@ -77,8 +77,10 @@ void job_unref(struct rps_job *j) {
   acm_chain_unref(j->chain);
   free(j->signature_b64);
   name_list_clear(&j->names);
+  json_decref(j->general);
   json_decref(j->wired);
   json_decref(j->saved);
+  json_decref(j->optin);
   wsman_session_reset(&j->ws);
   dmt_buf_free(&j->ws.body);
   wipe(j->amt_password, sizeof j->amt_password);
@@ -101,7 +103,8 @@ static void log_done(struct rps_job *j, bool ok) {
            "job=%s kind=%d guid=%s tenant=%s outcome=%s step=%s mode=%s round_trips=%u total_ms=%.1f "
            "server_ms=%.2f wait_ms=%.1f db_ms=%.2f sign_ms=%.2f",
            j->id, (int)j->kind, j->guid[0] ? j->guid : "-", j->tenant[0] ? j->tenant : "_default",
-           ok ? "success" : "failure", j->step[0] ? j->step : "-", job_mode_name(j->target), j->round_trips,
+           ok ? "success" : "failure", j->step[0] ? j->step : "-",
+           job_mode_name(j->kind == JOB_ACTIVATE ? j->target : j->device_mode), j->round_trips,
            (double)total / 1000.0, (double)j->t_server / 1000.0, (double)j->t_wait / 1000.0, (double)j->t_db / 1000.0,
            (double)j->t_sign / 1000.0);
 }
@@ -128,12 +131,17 @@ static void saved_after_end(struct rps_job *j, bool ok) {
   job_unref(j);
 }
 
-/* The record rule's last clause: credentials the device confirmed are never dropped. */
+/*
+ * The record rule's last clause: credentials the device confirmed are never dropped. An activation
+ * writes the whole record; a password change (maintenance) only the secret's AMT_PASSWORD.
+ */
 static void save_unsaved(struct rps_job *j) {
   if (!j->activated || j->record_saved || !j->guid[0]) return;
   DMT_WARN(&j->srv->log, "record_saved_on_abort", "job=%s guid=%s step=%s", j->id, j->guid, j->step);
   job_ref(j);
-  if (device_register_save(j, saved_after_end) != 0) job_unref(j);
+  int rc = j->kind == JOB_ACTIVATE ? device_register_save(j, saved_after_end)
+                                   : device_register_update_password(j, saved_after_end);
+  if (rc != 0) job_unref(j);
 }
 
 void job_finish(struct rps_job *j, bool ok) {
@@ -337,6 +345,7 @@ static void start_job(struct rps_conn *c, struct rps_job **slot, const struct rp
   j->conn = c;
   *slot = j;
   snprintf(j->guid, sizeof j->guid, "%s", j->dev.uuid);
+  j->device_mode = j->dev.current_mode == 1 ? MODE_CCM : j->dev.current_mode == 2 ? MODE_ACM : MODE_NONE;
   snprintf(j->tenant, sizeof j->tenant, "%s", m->tenant_id ? m->tenant_id : "");
   /* CommandParser: --password overrides the payload's */
   if (j->args.password) snprintf(j->dev.password, sizeof j->dev.password, "%s", j->args.password);

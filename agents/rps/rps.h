@@ -165,6 +165,8 @@ struct acm_chain {
 
 /* Loads OpenSSL's default and legacy providers (legacy RC2/3DES PKCS#12 files). Idempotent. */
 int acm_init_providers(void);
+/* At exit (after every use of OpenSSL): drops the providers loaded above. */
+void acm_release_providers(void);
 /*
  * Decrypts a PKCS#12, finds the leaf (the certificate matching the private
  * key), orders the chain leaf -> intermediates -> root by issuer, and

@@ -205,6 +205,7 @@ int main(int argc, char **argv) {
   dmt_strmap_free(&s->relays);
   provisioning_free(s);
   dmt_secrets_close(s->secrets);
+  acm_release_providers();
   pthread_cancel(sigt);
   pthread_join(sigt, NULL);
   dmt_config_free(&cfg);

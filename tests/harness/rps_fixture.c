@@ -1,0 +1,299 @@
+/* Fixtures for the RPS agent's tests (see rps_fixture.h). */
+#include "rps_fixture.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dmt/pg.h"
+#include "dmt/secrets.h"
+#include "dmt/tls.h"
+#include "harness.h"
+
+static struct dmt_secrets *open_secrets(struct rps_world *w) {
+  struct dmt_secrets_config sc = {.backend = "embedded", .key = w->key, .key_id = "test"};
+  char err[256];
+  return dmt_secrets_open(&sc, err, sizeof err);
+}
+
+static PGconn *conn(struct rps_world *w) {
+  char err[256];
+  PGconn *c = dmt_pg_connect(w->dsn, err, sizeof err);
+  if (!c) fprintf(stderr, "rps fixture: %s\n", err);
+  return c;
+}
+
+static int exec(PGconn *c, const char *sql, int n, const char *const *p) {
+  char err[512];
+  int rc = dmt_pg_exec(c, sql, n, p, NULL, err, sizeof err);
+  if (rc != DMT_PG_OK) fprintf(stderr, "rps fixture: %s: %s\n", sql, err);
+  return rc;
+}
+
+static int put_secret(struct rps_world *w, PGconn *c, const char *tenant, const char *path, json_t *obj) {
+  struct dmt_secrets *s = open_secrets(w);
+  char err[256];
+  int rc = s ? dmt_secrets_put(s, c, tenant, path, obj, err, sizeof err) : -1;
+  if (rc != DMT_SECRETS_OK) fprintf(stderr, "rps fixture: secret %s: %s\n", path, s ? err : "no store");
+  dmt_secrets_close(s);
+  json_decref(obj);
+  return rc == DMT_SECRETS_OK ? 0 : -1;
+}
+
+int rps_world_init(struct rps_world *w, const char *name) {
+  memset(w, 0, sizeof *w);
+  w->dsn = dmt_test_pg_create_db(name);
+  w->dir = dmt_test_tmpdir(name);
+  snprintf(w->key, sizeof w->key, "%s", dmt_test_secrets_key());
+  snprintf(w->instance, sizeof w->instance, "rps-%s-%d", name, (int)getpid());
+  PGconn *c = conn(w);
+  char err[256];
+  int rc = c && dmt_pg_migrate(c, NULL, err, sizeof err) >= 0 ? 0 : -1;
+  if (c) PQfinish(c);
+  return w->dsn && w->dir && rc == 0 ? 0 : -1;
+}
+
+int rps_world_start(struct rps_world *w) {
+  static char e[12][800];
+  w->port = dmt_test_free_port();
+  snprintf(w->url, sizeof w->url, "ws://127.0.0.1:%d/activate", w->port);
+  snprintf(e[0], sizeof e[0], "DMT_DB_DSN=%s", w->dsn);
+  snprintf(e[1], sizeof e[1], "DMT_MQTT_URL=%s", dmt_test_mqtt_url());
+  snprintf(e[2], sizeof e[2], "DMT_SECRETS_KEY=%s", w->key);
+  snprintf(e[3], sizeof e[3], "DMT_SECRETS_KEY_ID=test");
+  snprintf(e[4], sizeof e[4], "DMT_RPS_PORT=%d", w->port);
+  snprintf(e[5], sizeof e[5], "DMT_INSTANCE_ID=%s", w->instance);
+  snprintf(e[6], sizeof e[6], "DMT_RPS_DELAY_MS=0");
+  snprintf(e[7], sizeof e[7], "DMT_LOG_LEVEL=info");
+  char *env[32];
+  size_t n = 0;
+  for (int i = 0; i < 8; i++) env[n++] = e[i];
+  for (size_t i = 0; i < 16 && w->env[i]; i++) env[n++] = (char *)w->env[i];
+  env[n] = NULL;
+  char bin[1024];
+  snprintf(bin, sizeof bin, "%s", dmt_test_bin("agents/rps/dmt-rps"));
+  char *argv[] = {bin, NULL};
+  snprintf(w->log, sizeof w->log, "%s/%s.log", w->dir, w->instance);
+  w->pid = dmt_test_spawn(argv, env, w->log);
+  return w->pid > 0 && dmt_test_wait_port(w->port, 60000) ? 0 : -1;
+}
+
+int rps_world_stop(struct rps_world *w) {
+  int st = 0;
+  if (w->pid > 0) {
+    st = dmt_test_stop(w->pid, SIGTERM, 15000);
+    if (st != 0) fprintf(stderr, "rps fixture: dmt-rps exited with %d (log %s)\n", st, w->log);
+  }
+  w->pid = 0;
+  return st;
+}
+
+int rps_add_profile(struct rps_world *w, const char *tenant, const char *name, const char *activation,
+                    const char *amt_password, const char *mebx_password, const char *cira, const char *tags) {
+  PGconn *c = conn(w);
+  if (!c) return -1;
+  const char *p[] = {tenant, name, activation, amt_password ? "false" : "true", mebx_password ? "false" : "true", cira,
+                     tags ? tags : "{}"};
+  int rc = exec(c,
+                "INSERT INTO dmt.profiles (tenant_id, profile_name, activation, amt_password, generate_random_password, "
+                "mebx_password, generate_random_mebx_password, cira_config_name, tags, dhcp_enabled, kvm_enabled, "
+                "user_consent) VALUES ($1, $2, $3, 'AMT_PASSWORD', $4::boolean, 'MEBX_PASSWORD', $5::boolean, $6, "
+                "$7::text[], true, true, 'All')",
+                7, p);
+  char path[300];
+  snprintf(path, sizeof path, "profiles/%s", name);
+  if (rc == DMT_PG_OK)
+    rc = put_secret(w, c, tenant, path,
+                    json_pack("{s:s, s:s}", "AMT_PASSWORD", amt_password ? amt_password : "", "MEBX_PASSWORD",
+                              mebx_password ? mebx_password : ""));
+  PQfinish(c);
+  return rc == 0 ? 0 : -1;
+}
+
+int rps_add_cira(struct rps_world *w, const char *tenant, const char *name, const char *address, int port,
+                 const char *user, const char *password, const char *root_der_b64) {
+  PGconn *c = conn(w);
+  if (!c) return -1;
+  char ports[16];
+  snprintf(ports, sizeof ports, "%d", port);
+  const char *p[] = {tenant, name, address, ports, user, root_der_b64};
+  int rc = exec(c,
+                "INSERT INTO dmt.ciraconfigs (tenant_id, cira_config_name, mps_server_address, mps_port, user_name, "
+                "password, common_name, server_address_format, auth_method, mps_root_certificate) VALUES ($1, $2, $3, "
+                "$4::int, $5, NULL, $3, 3, 2, $6)",
+                6, p);
+  char path[300];
+  snprintf(path, sizeof path, "CIRAConfigs/%s", name);
+  if (rc == DMT_PG_OK && password) rc = put_secret(w, c, tenant, path, json_pack("{s:s}", "MPS_PASSWORD", password));
+  PQfinish(c);
+  return rc == 0 ? 0 : -1;
+}
+
+int rps_put_mpscerts(struct rps_world *w, const char *root_pem) {
+  PGconn *c = conn(w);
+  if (!c) return -1;
+  int rc = put_secret(w, c, "", "MPSCerts", json_pack("{s:s}", "ROOT_CERTIFICATE", root_pem));
+  PQfinish(c);
+  return rc;
+}
+
+int rps_add_domain(struct rps_world *w, const char *tenant, const char *name, const char *suffix,
+                   const unsigned char *pfx, size_t pfx_len, const char *pfx_password) {
+  PGconn *c = conn(w);
+  if (!c) return -1;
+  const char *p[] = {tenant, name, suffix};
+  int rc = exec(c,
+                "INSERT INTO dmt.domains (tenant_id, name, domain_suffix, provisioning_cert, "
+                "provisioning_cert_storage_format, provisioning_cert_key) VALUES ($1, $2, $3, 'CERT', 'raw', "
+                "'CERT_PASSWORD')",
+                3, p);
+  char *b64 = malloc((pfx_len + 2) / 3 * 4 + 1);
+  EVP_EncodeBlock((unsigned char *)b64, pfx, (int)pfx_len);
+  char path[300];
+  snprintf(path, sizeof path, "certs/%s", name);
+  if (rc == DMT_PG_OK)
+    rc = put_secret(w, c, tenant, path, json_pack("{s:s, s:s}", "CERT", b64, "CERT_PASSWORD", pfx_password));
+  free(b64);
+  PQfinish(c);
+  return rc == 0 ? 0 : -1;
+}
+
+int rps_add_record(struct rps_world *w, const char *tenant, const char *guid, const char *amt_password,
+                   const char *mps_user, const char *mps_password) {
+  PGconn *c = conn(w);
+  if (!c) return -1;
+  const char *p[] = {guid, tenant, mps_user};
+  int rc = exec(c,
+                "INSERT INTO dmt.devices (guid, tenant_id, hostname, mps_username, device_info) VALUES ($1::uuid, $2, "
+                "'seeded', $3, '{\"currentMode\":\"acm\"}')",
+                3, p);
+  char path[64];
+  snprintf(path, sizeof path, "devices/%s", guid);
+  if (rc == DMT_PG_OK) {
+    json_t *o = json_pack("{s:s}", "AMT_PASSWORD", amt_password);
+    if (mps_password) json_object_set_new(o, "MPS_PASSWORD", json_string(mps_password));
+    rc = put_secret(w, c, tenant, path, o);
+  }
+  PQfinish(c);
+  return rc == 0 ? 0 : -1;
+}
+
+long rps_device_rows(struct rps_world *w, const char *guid) {
+  char sql[160];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM dmt.devices WHERE guid = '%.36s'", guid);
+  return dmt_test_pg_count(w->dsn, sql);
+}
+
+bool rps_device_secret(struct rps_world *w, const char *tenant, const char *guid, json_t **out) {
+  PGconn *c = conn(w);
+  struct dmt_secrets *s = open_secrets(w);
+  char path[64], err[256];
+  snprintf(path, sizeof path, "devices/%s", guid);
+  json_t *o = NULL;
+  bool found = c && s && dmt_secrets_get(s, c, tenant, path, &o, err, sizeof err) == DMT_SECRETS_OK;
+  if (out) *out = o;
+  else dmt_secrets_wipe(o);
+  dmt_secrets_close(s);
+  if (c) PQfinish(c);
+  return found;
+}
+
+char *rps_query_text(struct rps_world *w, const char *sql, const char *param) {
+  PGconn *c = conn(w);
+  if (!c) return NULL;
+  PGresult *r = NULL;
+  char err[256], *out = NULL;
+  const char *p[] = {param};
+  if (dmt_pg_exec(c, sql, param ? 1 : 0, p, &r, err, sizeof err) == DMT_PG_OK && PQntuples(r) > 0 &&
+      !PQgetisnull(r, 0, 0))
+    out = strdup(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  PQfinish(c);
+  return out;
+}
+
+long rps_event_count(struct rps_world *w, const char *guid, const char *kind, const char *outcome) {
+  char sql[300];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM dmt.events WHERE guid = '%.36s' AND kind = '%.31s' AND outcome = '%.15s'",
+           guid, kind, outcome);
+  return dmt_test_pg_count(w->dsn, sql);
+}
+
+/* ---- certificates ---- */
+
+static void sha256_hex(X509 *x, char out[65]) {
+  uint8_t md[32];
+  unsigned n = 0;
+  X509_digest(x, EVP_sha256(), md, &n);
+  for (unsigned i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+int rps_make_pki(struct rps_pki *p, const char *leaf_cn, int days_valid, const char *password) {
+  memset(p, 0, sizeof *p);
+  char err[256];
+  EVP_PKEY *rk = dmt_tls_rsa_key(2048), *ik = dmt_tls_rsa_key(2048), *lk = dmt_tls_rsa_key(2048);
+  struct dmt_cert_spec rs = {.common_name = "Test AMT Provisioning Root", .is_ca = true, .days_before = 1,
+                             .days_valid = 3650};
+  struct dmt_cert_spec is = {.common_name = "Test AMT Provisioning CA", .is_ca = true, .days_before = 1,
+                             .days_valid = 3650};
+  struct dmt_cert_spec ls = {.common_name = leaf_cn, .ext_key_usage = "serverAuth,2.16.840.1.113741.1.2.3",
+                             .days_before = 3, .days_valid = days_valid};
+  X509 *root = dmt_tls_issue(&rs, rk, NULL, NULL, err, sizeof err);
+  X509 *inter = root ? dmt_tls_issue(&is, ik, root, rk, err, sizeof err) : NULL;
+  X509 *leaf = inter ? dmt_tls_issue(&ls, lk, inter, ik, err, sizeof err) : NULL;
+  int rc = -1;
+  if (leaf) {
+    STACK_OF(X509) *ca = sk_X509_new_null();
+    sk_X509_push(ca, inter);
+    sk_X509_push(ca, root);
+    PKCS12 *p12 = PKCS12_create(password, "provisioning", lk, leaf, ca, 0, 0, 0, 0, 0);
+    sk_X509_free(ca);
+    unsigned char *der = NULL;
+    int n = p12 ? i2d_PKCS12(p12, &der) : -1;
+    if (n > 0) {
+      p->pfx = malloc((size_t)n);
+      memcpy(p->pfx, der, (size_t)n);
+      p->pfx_len = (size_t)n;
+      sha256_hex(root, p->root_sha256);
+      char *pem = dmt_tls_cert_pem(root);
+      snprintf(p->root_pem, sizeof p->root_pem, "%s", pem);
+      free(pem);
+      rc = 0;
+    }
+    OPENSSL_free(der);
+    PKCS12_free(p12);
+  }
+  X509_free(root);
+  X509_free(inter);
+  X509_free(leaf);
+  EVP_PKEY_free(rk);
+  EVP_PKEY_free(ik);
+  EVP_PKEY_free(lk);
+  return rc;
+}
+
+void rps_pki_free(struct rps_pki *p) { free(p->pfx); }
+
+int rps_make_root(char *pem, size_t pemlen, char *der_b64, size_t b64len) {
+  char err[256];
+  EVP_PKEY *k = dmt_tls_rsa_key(2048);
+  struct dmt_cert_spec s = {.common_name = "MPSRoot-test", .is_ca = true, .days_before = 1, .days_valid = 365};
+  X509 *x = dmt_tls_issue(&s, k, NULL, NULL, err, sizeof err);
+  EVP_PKEY_free(k);
+  if (!x) return -1;
+  char *p = dmt_tls_cert_pem(x);
+  snprintf(pem, pemlen, "%s", p);
+  free(p);
+  unsigned char *der = NULL;
+  int n = i2d_X509(x, &der);
+  X509_free(x);
+  if (n <= 0 || (size_t)((n + 2) / 3 * 4 + 1) > b64len) return -1;
+  EVP_EncodeBlock((unsigned char *)der_b64, der, n);
+  OPENSSL_free(der);
+  return 0;
+}
