@@ -28,6 +28,7 @@
 struct out_msg {
   struct out_msg *next;
   size_t len;
+  bool binary;
   unsigned char buf[];
 };
 
@@ -37,7 +38,8 @@ struct sdev {
   char guid[37], ver[24], build[16], fqdn[128], hostname[64], friendly[64];
   char **hashes;
   size_t nhashes;
-  bool no_hashes, tls_enforced;
+  bool no_hashes, tls_enforced, binary_first;
+  char *raw_first;
   char fail_method[64], fault_call[96], stall_call[96], drop_call[96];
   int fail_rv;
   /* AMT */
@@ -96,6 +98,7 @@ static void queue_text(struct sdev *d, char *text) {
   struct out_msg *m = malloc(sizeof *m + LWS_PRE + n);
   m->next = NULL;
   m->len = n;
+  m->binary = false;
   memcpy(m->buf + LWS_PRE, text, n);
   free(text);
   if (d->tail) d->tail->next = m;
@@ -140,6 +143,11 @@ static char *envelope(const char *method, const char *payload, const char *tenan
 }
 
 static void send_first(struct sdev *d) {
+  if (d->raw_first) {
+    queue_text(d, strdup(d->raw_first));
+    if (d->binary_first) d->tail->binary = true;
+    return;
+  }
   json_t *p = json_object();
   json_object_set_new(p, "ver", json_string(d->ver));
   json_object_set_new(p, "build", json_string(d->build));
@@ -170,6 +178,7 @@ static void send_first(struct sdev *d) {
   char *pl = b64((const uint8_t *)js, strlen(js));
   free(js);
   queue_text(d, envelope(d->method_line, pl, d->tenant));
+  if (d->binary_first) d->tail->binary = true;
   free(pl);
 }
 
@@ -797,7 +806,7 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
     case LWS_CALLBACK_CLIENT_WRITEABLE: {
       if (!d || !d->head) return 0;
       struct out_msg *m = d->head;
-      int w = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+      int w = lws_write(wsi, m->buf + LWS_PRE, m->len, m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
       d->head = m->next;
       if (!d->head) d->tail = NULL;
       free(m);
@@ -867,6 +876,7 @@ static void sdev_free(struct sdev *d) {
   free(d->hashes);
   free(d->res.message);
   free(d->res.root_b64);
+  free(d->raw_first);
   dmt_buf_free(&d->rx);
   while (d->head) {
     struct out_msg *m = d->head;
@@ -906,6 +916,8 @@ struct sdev *standin_device(struct standin *s, const struct sdev_spec *sp) {
   d->fail_rv = sp->fail_rv;
   d->no_hashes = sp->no_cert_hashes;
   d->tls_enforced = sp->tls_enforced;
+  d->binary_first = sp->binary_first;
+  d->raw_first = sp->raw_first ? strdup(sp->raw_first) : NULL;
   d->hashes = calloc(sp->ntrusted + 1, sizeof *d->hashes);
   for (size_t i = 0; i < sp->ntrusted; i++) d->hashes[d->nhashes++] = strdup(sp->trusted_hashes[i]);
   d->mode = sp->mode;

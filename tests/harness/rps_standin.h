@@ -45,6 +45,8 @@ struct sdev_spec {
   const char *stall_call;       /* never answered */
   const char *drop_call;        /* the client closes the WebSocket when this request arrives */
   const char *realm;            /* default a valid one; e.g. "Gist:..." to test the realm check */
+  const char *raw_first;        /* send this text as the first message instead of the job request */
+  bool binary_first;            /* send the first message as a binary frame */
 };
 
 struct sresult {
