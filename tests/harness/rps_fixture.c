@@ -10,6 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dmt/evloop.h"
+#include "dmt/mptree.h"
+#include "dmt/mqtt.h"
+#include "dmt/payloads.h"
 #include "dmt/pg.h"
 #include "dmt/secrets.h"
 #include "dmt/tls.h"
@@ -296,4 +300,106 @@ int rps_make_root(char *pem, size_t pemlen, char *der_b64, size_t b64len) {
   EVP_EncodeBlock((unsigned char *)der_b64, der, n);
   OPENSSL_free(der);
   return 0;
+}
+
+/* ---- provisioning commands ---- */
+
+struct requester {
+  struct dmt_workq q;
+  bool up, replied;
+  char corr[96];
+  int code;
+  char *error, *message;
+  json_t *result;
+};
+
+static void req_on_message(void *ud, const struct dmt_mqtt_msg *m) {
+  struct requester *r = ud;
+  if (!m->correlation || m->correlation_len != strlen(r->corr) || memcmp(m->correlation, r->corr, m->correlation_len))
+    return;
+  struct dmt_command_reply rep;
+  char err[256];
+  if (dmt_command_reply_decode(m->payload, m->len, &rep, err, sizeof err) != 0) return;
+  r->replied = true;
+  r->code = (int)rep.code;
+  r->error = rep.error ? strdup(rep.error) : NULL;
+  r->message = rep.message ? strdup(rep.message) : NULL;
+  r->result = rep.result ? dmt_mp_buf_to_json(rep.result, rep.result_len) : NULL;
+  dmt_command_reply_free(&rep);
+}
+
+static void req_on_conn(void *ud, bool up) { ((struct requester *)ud)->up = up; }
+
+int rps_provisioning_command(const char *tenant, const char *verb, const char *args_json, long deadline_ms,
+                             int wait_ms, char **error, char **message, json_t **result) {
+  static unsigned seq;
+  struct requester r = {0};
+  dmt_workq_init(&r.q, NULL, NULL);
+  char id[64], reply[200], topic[200], err[256];
+  snprintf(id, sizeof id, "rps-test-req-%d-%u", (int)getpid(), ++seq);
+  snprintf(r.corr, sizeof r.corr, "corr-%s", id);
+  const char *t = *tenant ? tenant : "_default";
+  snprintf(reply, sizeof reply, "dmt/v1/%s/replies/%s/r", t, id);
+  snprintf(topic, sizeof topic, "dmt/v1/%s/provisioning/cmd/%s", t, verb);
+  struct dmt_mqtt_opts o = {.url = dmt_test_mqtt_url(), .client_id = id, .owner = &r.q, .on_message = req_on_message,
+                            .on_connection = req_on_conn, .ud = &r};
+  struct dmt_mqtt *m = dmt_mqtt_new(&o, err, sizeof err);
+  if (!m) return -1;
+  dmt_mqtt_start(m);
+  dmt_mqtt_subscribe(m, reply, 1);
+  for (int i = 0; i < 500 && !r.up; i++) {
+    dmt_workq_run(&r.q);
+    usleep(10000);
+  }
+  usleep(100000); /* the subscription is in place */
+  msgpack_sbuffer args;
+  msgpack_sbuffer_init(&args);
+  if (args_json) {
+    json_t *j = json_loads(args_json, 0, NULL);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &args, msgpack_sbuffer_write);
+    dmt_json_to_mp(j, &pk);
+    json_decref(j);
+  }
+  struct dmt_command_request q = {.verb = (char *)verb, .deadline_ms = (int64_t)dmt_wall_ms() + deadline_ms,
+                                  .present = DMT_COMMAND_REQUEST_DEADLINE_MS};
+  if (args.size) {
+    q.args = (uint8_t *)args.data;
+    q.args_len = args.size;
+  }
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  dmt_command_request_encode(&q, &sb, err, sizeof err);
+  struct dmt_mqtt_user_prop up[] = {{"dmt-requester", "rps-test"}};
+  struct dmt_mqtt_publish p = {.topic = topic, .payload = sb.data, .len = sb.size, .qos = 1, .response_topic = reply,
+                               .correlation = r.corr, .correlation_len = strlen(r.corr),
+                               .expiry_s = deadline_ms > 0 ? (uint32_t)(deadline_ms / 1000 + 1) : 60, .user = up,
+                               .nuser = 1};
+  dmt_mqtt_publish(m, &p);
+  msgpack_sbuffer_destroy(&sb);
+  msgpack_sbuffer_destroy(&args);
+  uint64_t until = dmt_test_now_ms() + (uint64_t)wait_ms;
+  while (!r.replied && dmt_test_now_ms() < until) {
+    dmt_workq_run(&r.q);
+    usleep(5000);
+  }
+  dmt_mqtt_free(m);
+  dmt_workq_run(&r.q);
+  dmt_workq_destroy(&r.q);
+  if (error) *error = r.error;
+  else free(r.error);
+  if (message) *message = r.message;
+  else free(r.message);
+  if (result) *result = r.result;
+  else json_decref(r.result);
+  return r.replied ? r.code : -1;
+}
+
+int rps_write_pem(const char *path, const char *der_b64) {
+  FILE *f = fopen(path, "w");
+  if (!f) return -1;
+  fprintf(f, "-----BEGIN CERTIFICATE-----\n");
+  for (size_t i = 0, n = strlen(der_b64); i < n; i += 64) fprintf(f, "%.64s\n", der_b64 + i);
+  fprintf(f, "-----END CERTIFICATE-----\n");
+  return fclose(f);
 }

@@ -56,6 +56,17 @@ char *rps_query_text(struct rps_world *w, const char *sql, const char *param);
 /* Events of kind for guid with outcome ("success"/"failure") in dmt.events. */
 long rps_event_count(struct rps_world *w, const char *guid, const char *kind, const char *outcome);
 
+/*
+ * Publishes dmt/v1/<tenant>/provisioning/cmd/<verb> {args} (deadline = now +
+ * deadline_ms, which may be negative) as an MQTT v5 request and waits up to
+ * wait_ms for the reply. Returns its code (-1 on no reply); error/result are
+ * filled when non-NULL (caller frees).
+ */
+int rps_provisioning_command(const char *tenant, const char *verb, const char *args_json, long deadline_ms,
+                             int wait_ms, char **error, char **message, json_t **result);
+/* A DER certificate in base64 written as a PEM file. */
+int rps_write_pem(const char *path, const char *der_b64);
+
 /* A provisioning certificate chain leaf -> intermediate -> root as a PKCS#12, and the root's SHA-256 hex. */
 struct rps_pki {
   unsigned char *pfx;
