@@ -105,7 +105,7 @@ static const struct flow_state password_states[] = {
     {.name = "REFRESH_TERMINATOR", .enter = refresh_terminator},
 };
 
-static const struct flow flow_change_password = {"changepassword", password_states,
+const struct flow flow_change_password = {"changepassword", password_states,
                                                  sizeof password_states / sizeof password_states[0], NULL};
 
 /* ---- host name ---- */
@@ -125,7 +125,7 @@ static const struct flow_state hostname_states[] = {
     {.name = "PUT_GENERAL_SETTINGS", .enter = put_hostname, .fail = "Failed to put general settings"},
 };
 
-static const struct flow flow_sync_hostname = {"synchostname", hostname_states,
+const struct flow flow_sync_hostname = {"synchostname", hostname_states,
                                                sizeof hostname_states / sizeof hostname_states[0], NULL};
 
 /* ---- IP ---- */
@@ -160,7 +160,7 @@ static const struct flow_state ip_states[] = {
     {.name = "PUT_ETHERNET_PORT_SETTINGS", .enter = put_ip, .fail = "Failed to put ethernet port settings"},
 };
 
-static const struct flow flow_sync_ip = {"syncip", ip_states, sizeof ip_states / sizeof ip_states[0], NULL};
+const struct flow flow_sync_ip = {"syncip", ip_states, sizeof ip_states / sizeof ip_states[0], NULL};
 
 /* ---- device info ---- */
 
@@ -181,7 +181,7 @@ static const struct flow_state info_states[] = {
     {.name = "SAVE_DEVICE_INFO", .enter = save_info, .fail = "Failed to save device information"},
 };
 
-static const struct flow flow_sync_device_info = {"syncdeviceinfo", info_states, 1, NULL};
+const struct flow flow_sync_device_info = {"syncdeviceinfo", info_states, 1, NULL};
 
 /* ---- dispatch ---- */
 

@@ -418,7 +418,7 @@ void flow_print(const struct flow *f, FILE *out);
 
 extern const struct flow flow_ccm, flow_acm, flow_reconfigure, flow_post_activation, flow_unconfigure,
     flow_network, flow_features, flow_timesync, flow_cira, flow_deactivate_local, flow_deactivate_remote,
-    flow_maintenance;
+    flow_maintenance, flow_change_password, flow_sync_hostname, flow_sync_ip, flow_sync_device_info;
 
 /* Steps shared by the activation flows (flow_activation.c). */
 void step_general_settings(struct rps_job *j);

@@ -85,7 +85,8 @@ static unsigned cpus(void) {
 static void print_flows(void) {
   const struct flow *all[] = {&flow_ccm, &flow_acm, &flow_reconfigure, &flow_post_activation, &flow_timesync,
                               &flow_unconfigure, &flow_network, &flow_features, &flow_cira, &flow_deactivate_local,
-                              &flow_deactivate_remote, &flow_maintenance};
+                              &flow_deactivate_remote, &flow_maintenance, &flow_change_password, &flow_sync_hostname,
+                              &flow_sync_ip, &flow_sync_device_info};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
     flow_print(all[i], stdout);
     fputc('\n', stdout);
