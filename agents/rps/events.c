@@ -73,7 +73,7 @@ void events_job_done(struct rps_job *j, bool ok, const char *message) {
   msgpack_pack_double(&pk, (double)j->t_sign / 1000.0);
   msgpack_pack_str_with_body(&pk, "round_trips", 11);
   msgpack_pack_uint32(&pk, j->round_trips);
-  struct dmt_event_spec e = {.tenant = j->guid[0] ? j->tenant : NULL, .guid = j->guid[0] ? j->guid : NULL,
+  struct dmt_event_spec e = {.tenant = j->guid[0] && !j->bad_tenant ? j->tenant : NULL, .guid = j->guid[0] ? j->guid : NULL,
                              .kind = kind_of(j), .action = action_of(j), .success = ok,
                              .requester = j->requester[0] ? j->requester : NULL, .source = j->srv->instance,
                              .message = message, .data = sb.data, .data_len = sb.size};

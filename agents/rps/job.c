@@ -18,6 +18,7 @@
  * post-activation delay or MEBx step) still saves them: the device holds
  * them, dropping them would orphan it. Nothing else is ever written.
  */
+#include <ctype.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,9 +110,16 @@ static void log_done(struct rps_job *j, bool ok) {
            (double)j->t_sign / 1000.0);
 }
 
+bool job_claim_device(struct rps_job *j) {
+  struct rps_job *holder = dmt_strmap_get(&j->srv->active, j->guid);
+  if (holder && holder != j) return false;
+  return dmt_strmap_put(&j->srv->active, j->guid, j, NULL) == 0;
+}
+
 static void finish_now(struct rps_job *j, bool ok, const char *message) {
   if (j->ended) return;
   j->ended = true;
+  if (j->guid[0] && dmt_strmap_get(&j->srv->active, j->guid) == j) dmt_strmap_del(&j->srv->active, j->guid);
   job_mark_work(j);
   rps_timer_stop(&j->t_wsman);
   rps_timer_stop(&j->t_delay);
@@ -342,11 +350,31 @@ static void start_job(struct rps_conn *c, struct rps_job **slot, const struct rp
     job_unref(j);
     return;
   }
+  snprintf(j->guid, sizeof j->guid, "%s", j->dev.uuid);
+  if (!job_claim_device(j)) {
+    /* two clients for one device would race on its record: the second waits its turn */
+    snprintf(err, sizeof err, "Device %s is already being provisioned by another connection", j->guid);
+    j->guid[0] = '\0';
+    send_error(c, err);
+    s->count.jobs_failed++;
+    job_unref(j);
+    return;
+  }
   j->conn = c;
   *slot = j;
-  snprintf(j->guid, sizeof j->guid, "%s", j->dev.uuid);
   j->device_mode = j->dev.current_mode == 1 ? MODE_CCM : j->dev.current_mode == 2 ? MODE_ACM : MODE_NONE;
   snprintf(j->tenant, sizeof j->tenant, "%s", m->tenant_id ? m->tenant_id : "");
+  /* the tenant is a topic level and a secret-store key: [A-Za-z0-9_-]{0,64} (schemas/topics.md) */
+  const char *tid = m->tenant_id ? m->tenant_id : "";
+  bool tenant_ok = strlen(tid) <= 64;
+  for (const char *t = tid; tenant_ok && *t; t++) tenant_ok = isalnum((unsigned char)*t) || *t == '-' || *t == '_';
+  if (!tenant_ok) {
+    j->tenant[0] = '\0';
+    j->bad_tenant = true; /* its event goes to the system namespace */
+    snprintf(err, sizeof err, "Device %s: invalid tenantId", j->guid);
+    finish_plain(j, err);
+    return;
+  }
   /* CommandParser: --password overrides the payload's */
   if (j->args.password) snprintf(j->dev.password, sizeof j->dev.password, "%s", j->args.password);
   rps_timer_start(s, &j->t_deadline, deadline_expired, s->set.job_timeout_ms);

@@ -255,6 +255,13 @@ static void start_remote_deactivate(struct rps *s, struct cmd_ctx *c, const char
   snprintf(j->tenant, sizeof j->tenant, "%s", c->tenant);
   snprintf(j->guid, sizeof j->guid, "%s", guid);
   snprintf(j->requester, sizeof j->requester, "%s", c->requester);
+  if (!job_claim_device(j)) {
+    j->cmd = NULL;
+    j->guid[0] = '\0';
+    job_unref(j);
+    publish_reply(s, c, 409, "busy", "another job is working on this device", NULL, 0);
+    return;
+  }
   snprintf(j->lk.tenant, sizeof j->lk.tenant, "%s", j->tenant);
   snprintf(j->lk.guid, sizeof j->lk.guid, "%s", j->guid);
   j->lk.want_record = true;

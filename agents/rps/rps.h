@@ -477,6 +477,7 @@ struct rps_job {
   int refs;
   bool ended;             /* terminal outcome sent; completions must do nothing */
   bool disconnected;      /* the RPC client went away mid-flow */
+  bool bad_tenant;        /* the client's tenantId was unusable */
   enum job_kind kind;
   struct rps_conn *conn;  /* RPC transport; NULL for MQTT jobs or once gone */
   struct cmd_ctx *cmd;    /* MQTT requester */
@@ -546,6 +547,8 @@ struct rps_job *job_ref(struct rps_job *j);
 void job_unref(struct rps_job *j);
 /* Ends the job: terminal message (RPC) or reply (MQTT), event, record rule. */
 void job_finish(struct rps_job *j, bool ok);
+/* Claims the device for this job; false when another job holds it. */
+bool job_claim_device(struct rps_job *j);
 /* Time accounting: the loop starts/stops working for the job. */
 void job_mark_wait(struct rps_job *j);   /* a request went out: server time stops, wait starts */
 void job_mark_work(struct rps_job *j);   /* an answer came in */
@@ -615,6 +618,7 @@ struct rps {
   struct dmt_strmap chains;   /* tenant\x1fdomain\x1fsha256(p12) -> struct chain_cache_entry* */
   struct dmt_strmap commands; /* correlation key -> struct cmd_ctx* (at-most-once) */
   struct dmt_strmap relays;   /* relay correlation -> struct rps_job* */
+  struct dmt_strmap active;   /* guid -> the job working on that device (one at a time) */
   lws_sorted_usec_list_t housekeeping;
   volatile sig_atomic_t stopping;
 };

@@ -142,6 +142,7 @@ int main(int argc, char **argv) {
   dmt_strmap_init(&s->chains);
   dmt_strmap_init(&s->commands);
   dmt_strmap_init(&s->relays);
+  dmt_strmap_init(&s->active);
 
   if (ws_server_start(s, err, sizeof err) != 0) {
     DMT_ERROR(&s->log, "listen_failed", "error=\"%s\"", err);
@@ -204,6 +205,7 @@ int main(int argc, char **argv) {
   chain_cache_expire(s, true);
   dmt_strmap_free(&s->chains);
   dmt_strmap_free(&s->relays);
+  dmt_strmap_free(&s->active);
   provisioning_free(s);
   dmt_secrets_close(s->secrets);
   acm_release_providers();

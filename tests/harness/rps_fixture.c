@@ -79,18 +79,25 @@ int rps_world_start(struct rps_world *w) {
   for (int i = 0; i < 8; i++) env[n++] = e[i];
   for (size_t i = 0; i < 16 && w->env[i]; i++) env[n++] = (char *)w->env[i];
   env[n] = NULL;
-  char bin[1024];
-  snprintf(bin, sizeof bin, "%s", dmt_test_bin("agents/rps/dmt-rps"));
-  char *argv[] = {bin, NULL};
+  /* DMT_TEST_RPS_BIN: another build of the agent; DMT_TEST_RPS_WRAPPER: e.g. "/usr/bin/valgrind --error-exitcode=99" */
+  char bin[1024], wrap[1024];
+  const char *b = getenv("DMT_TEST_RPS_BIN");
+  snprintf(bin, sizeof bin, "%s", b && *b ? b : dmt_test_bin("agents/rps/dmt-rps"));
+  snprintf(wrap, sizeof wrap, "%s", getenv("DMT_TEST_RPS_WRAPPER") ? getenv("DMT_TEST_RPS_WRAPPER") : "");
+  char *argv[24];
+  size_t na = 0;
+  for (char *tok = strtok(wrap, " "); tok && na < 20; tok = strtok(NULL, " ")) argv[na++] = tok;
+  argv[na++] = bin;
+  argv[na] = NULL;
   snprintf(w->log, sizeof w->log, "%s/%s.log", w->dir, w->instance);
   w->pid = dmt_test_spawn(argv, env, w->log);
-  return w->pid > 0 && dmt_test_wait_port(w->port, 60000) ? 0 : -1;
+  return w->pid > 0 && dmt_test_wait_port(w->port, 120000) ? 0 : -1;
 }
 
 int rps_world_stop(struct rps_world *w) {
   int st = 0;
   if (w->pid > 0) {
-    st = dmt_test_stop(w->pid, SIGTERM, 15000);
+    st = dmt_test_stop(w->pid, SIGTERM, getenv("DMT_TEST_RPS_WRAPPER") ? 60000 : 15000);
     if (st != 0) fprintf(stderr, "rps fixture: dmt-rps exited with %d (log %s)\n", st, w->log);
   }
   w->pid = 0;

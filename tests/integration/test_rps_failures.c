@@ -341,6 +341,23 @@ static void test_protocol_refusals(void **state) {
   assert_string_equal(r->method, "error");
   assert_non_null(strstr(r->message, "TLS tunnel mode"));
   no_record(s.guid);
+  /* a tenant id that cannot be a topic level or a secret-store key */
+  s = (struct sdev_spec){.guid = guid(), .fqdn = "corp.example"};
+  r = run(&s, "activate --profile ccm1", "bad/tenant+#", NULL);
+  plain(r, TEXT("Device %s: invalid tenantId", s.guid));
+  no_record(s.guid);
+  /* one job per device: a second client for a device being provisioned is refused, the first goes on */
+  struct sdev_spec slow = {.guid = guid(), .fqdn = "corp.example", .stall_call = "Setup"};
+  struct sdev_spec twin = {.guid = slow.guid, .fqdn = "corp.example"};
+  struct sdev *a = standin_device(S, &slow), *b = standin_device(S, &twin);
+  assert_int_equal(standin_run(S, a, W.url, "activate --profile ccm1", TENANT, NULL), 0);
+  usleep(200000); /* a is waiting for Setup */
+  assert_int_equal(standin_run(S, b, W.url, "activate --profile ccm1", TENANT, NULL), 0);
+  assert_true(standin_wait(S, &b, 1, 30000));
+  plain(standin_result(b), TEXT("Device %s is already being provisioned by another connection", slow.guid));
+  assert_true(standin_wait(S, &a, 1, 30000));
+  machine(standin_result(a), "Failed to activate in client control mode.");
+  no_record(slow.guid);
   /* the server is still fine */
   s = (struct sdev_spec){.guid = guid(), .fqdn = "corp.example"};
   r = run(&s, "activate --profile ccmplain", NULL, NULL);
