@@ -59,6 +59,7 @@ struct sdev {
   /* job */
   char host[64], path[128], method_line[256], tenant[80], password[64];
   int port;
+  bool tls;
   struct lws *wsi;
   struct dmt_buf rx;
   struct out_msg *head, *tail;
@@ -780,6 +781,9 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
         ci.host = p->host;
         ci.origin = p->host;
         ci.local_protocol_name = "standin";
+        if (p->tls) /* like rpc-go -n: encrypted, not verified (the test's CA is private) */
+          ci.ssl_connection = LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+                              LCCSCF_ALLOW_INSECURE;
         ci.opaque_user_data = p;
         ci.pwsi = &p->wsi;
         clock_gettime(CLOCK_MONOTONIC, &p->t0);
@@ -860,6 +864,7 @@ struct standin *standin_new(void) {
   info.protocols = protocols;
   info.user = s;
   info.timeout_secs = 30;
+  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
   s->ctx = lws_create_context(&info);
   if (!s->ctx) {
     free(s);
@@ -945,7 +950,8 @@ struct sdev *standin_device(struct standin *s, const struct sdev_spec *sp) {
 
 int standin_run(struct standin *s, struct sdev *d, const char *url, const char *method_line, const char *tenant,
                 const char *password) {
-  if (sscanf(url, "ws://%63[^:]:%d%127s", d->host, &d->port, d->path) < 2) return -1;
+  d->tls = !strncmp(url, "wss://", 6);
+  if (sscanf(url + (d->tls ? 6 : 5), "%63[^:]:%d%127s", d->host, &d->port, d->path) < 2) return -1;
   if (!d->path[0]) snprintf(d->path, sizeof d->path, "/");
   COPY(d->method_line, method_line);
   COPY(d->tenant, tenant);

@@ -84,7 +84,7 @@ void standin_free(struct standin *s);
 struct sdev *standin_device(struct standin *s, const struct sdev_spec *spec);
 
 /*
- * Starts an RPC job for the device: connects to url (ws://host:port/path),
+ * Starts an RPC job for the device: connects to url (ws:// or wss://host:port/path; wss is not verified),
  * sends {"method": method_line, payload: the device's JSON} with tenantId and,
  * if password is non-NULL, that as payload.password (else the LSA or admin
  * one), then answers wsman requests until success/error. Thread-safe.
