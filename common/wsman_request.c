@@ -57,6 +57,30 @@ static int header(struct dmt_buf *out, const char *action, const char *uri, cons
   return dmt_buf_printf(out, "</Header>");
 }
 
+int dmt_wsman_epr(struct dmt_buf *out, const char *cls, const struct dmt_wsman_selector *sel, size_t nsel) {
+  char uri[256];
+  if (dmt_wsman_resource_uri(cls, uri, sizeof uri)) return -1;
+  if (dmt_buf_printf(out,
+                     "<a:Address>" DMT_WSMAN_ADDRESS_ANONYMOUS "</a:Address><a:ReferenceParameters>"
+                     "<w:ResourceURI>%s</w:ResourceURI><w:SelectorSet>",
+                     uri))
+    return -1;
+  for (size_t i = 0; i < nsel; i++) {
+    if (dmt_buf_printf(out, "<w:Selector Name=\"%s\">", sel[i].name) || dmt_wsman_escape(out, sel[i].value) ||
+        dmt_buf_printf(out, "</w:Selector>"))
+      return -1;
+  }
+  return dmt_buf_printf(out, "</w:SelectorSet></a:ReferenceParameters>");
+}
+
+int dmt_wsman_selector_epr(struct dmt_buf *out, const char *name, const char *cls,
+                           const struct dmt_wsman_selector *sel, size_t nsel) {
+  if (dmt_buf_printf(out, "<w:Selector Name=\"%s\"><a:EndpointReference>", name) ||
+      dmt_wsman_epr(out, cls, sel, nsel))
+    return -1;
+  return dmt_buf_printf(out, "</a:EndpointReference></w:Selector>");
+}
+
 static int params_xml(struct dmt_buf *out, const struct dmt_wsman_param *p, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (dmt_buf_printf(out, "<h:%s>", p[i].name)) return -1;
@@ -111,6 +135,20 @@ int dmt_wsman_put(struct dmt_buf *out, const char *cls, const char *message_id,
   if (dmt_wsman_resource_uri(cls, uri, sizeof uri) || header(out, DMT_WSMAN_ACTION_PUT, uri, message_id, sel, nsel))
     return -1;
   if (dmt_buf_printf(out, "<Body><h:%s xmlns:h=\"%s\">", cls, uri) || params_xml(out, props, nprops)) return -1;
+  return dmt_buf_printf(out, "</h:%s></Body></Envelope>", cls);
+}
+
+int dmt_wsman_put_xml_selectors(struct dmt_buf *out, const char *cls, const char *message_id,
+                                const char *selectors_xml, const struct dmt_wsman_param *props, size_t nprops) {
+  char uri[256];
+  if (dmt_wsman_resource_uri(cls, uri, sizeof uri) || header(out, DMT_WSMAN_ACTION_PUT, uri, message_id, NULL, 0))
+    return -1;
+  /* header() closed the Header: reopen it for the selector set */
+  out->len -= strlen("</Header>");
+  if (dmt_buf_printf(out, "<w:SelectorSet>%s</w:SelectorSet></Header><Body><h:%s xmlns:h=\"%s\">", selectors_xml, cls,
+                     uri) ||
+      params_xml(out, props, nprops))
+    return -1;
   return dmt_buf_printf(out, "</h:%s></Body></Envelope>", cls);
 }
 

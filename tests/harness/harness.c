@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -135,6 +136,7 @@ pid_t dmt_test_spawn(char *const argv[], char *const extra_env[], const char *lo
     return pid;
   }
   if (pid < 0) return pid;
+  prctl(PR_SET_PDEATHSIG, SIGKILL); /* also when the test aborts (sanitizers skip atexit) */
   if (logfile) {
     int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0600);
     if (fd >= 0) {

@@ -54,6 +54,55 @@ static void test_setup_invoke_body(void **state) {
   assert_int_equal(dmt_wsman_invoke(&b, "XYZ_Unknown", "M", "1", NULL, 0, NULL, 0), -1);
 }
 
+/* EPR parameters and EPR-valued selectors (AddRemoteAccessPolicyRule, RemoteAccessPolicyAppliesToMPS Put). */
+static void test_epr_param_and_selector(void **state) {
+  struct dmt_buf epr, b;
+  dmt_buf_init(&epr, 0);
+  dmt_buf_init(&b, 0);
+  struct dmt_wsman_selector sap[] = {{"Name", "Intel(r) AMT:Management Presence Server 0"}};
+  assert_int_equal(dmt_wsman_epr(&epr, "AMT_ManagementPresenceRemoteSAP", sap, 1), 0);
+  const char *e = cstr(&epr);
+  assert_string_equal(e, "<a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address>"
+                         "<a:ReferenceParameters><w:ResourceURI>http://intel.com/wbem/wscim/1/amt-schema/1/"
+                         "AMT_ManagementPresenceRemoteSAP</w:ResourceURI><w:SelectorSet><w:Selector Name=\"Name\">"
+                         "Intel(r) AMT:Management Presence Server 0</w:Selector></w:SelectorSet>"
+                         "</a:ReferenceParameters>");
+  struct dmt_wsman_param p[] = {{"Trigger", "2", false}, {"MpServer", e, true}};
+  assert_int_equal(dmt_wsman_invoke(&b, "AMT_RemoteAccessService", "AddRemoteAccessPolicyRule", "7", NULL, 0, p, 2), 0);
+  /* the request is well-formed XML the AMT side can parse, with the EPR kept as structure */
+  struct dmt_wsman_request w;
+  char err[256];
+  const char *s = cstr(&b);
+  assert_int_equal(dmt_wsman_parse_request(s, strlen(s), &w, err, sizeof err), 0);
+  assert_string_equal(w.method, "AddRemoteAccessPolicyRule");
+  const char *mp = dmt_wsman_request_param(&w, "MpServer");
+  assert_non_null(mp);
+  assert_non_null(strstr(mp, "Management Presence Server 0"));
+  dmt_wsman_request_free(&w);
+  /* EPR-valued selectors in a Put's header */
+  dmt_buf_reset(&b);
+  struct dmt_buf sels;
+  dmt_buf_init(&sels, 0);
+  struct dmt_wsman_selector rule[] = {{"PolicyRuleName", "Periodic"}};
+  assert_int_equal(dmt_wsman_selector_epr(&sels, "ManagedElement", "AMT_ManagementPresenceRemoteSAP", sap, 1), 0);
+  assert_int_equal(dmt_wsman_selector_epr(&sels, "PolicySet", "AMT_RemoteAccessPolicyRule", rule, 1), 0);
+  struct dmt_wsman_param props[] = {{"MpsType", "2", false}, {"OrderOfAccess", "0", false}};
+  assert_int_equal(dmt_wsman_put_xml_selectors(&b, "AMT_RemoteAccessPolicyAppliesToMPS", "8", cstr(&sels), props, 2), 0);
+  s = cstr(&b);
+  assert_non_null(strstr(s, "<w:OperationTimeout>PT60S</w:OperationTimeout><w:SelectorSet><w:Selector "
+                            "Name=\"ManagedElement\"><a:EndpointReference><a:Address>"));
+  assert_non_null(strstr(s, "</w:SelectorSet></Header><Body><h:AMT_RemoteAccessPolicyAppliesToMPS xmlns:h="));
+  assert_non_null(strstr(s, "<h:MpsType>2</h:MpsType><h:OrderOfAccess>0</h:OrderOfAccess>"));
+  assert_int_equal(dmt_wsman_parse_request(s, strlen(s), &w, err, sizeof err), 0);
+  assert_int_equal(w.op, DMT_WSMAN_OP_PUT);
+  assert_int_equal(w.nselectors, 2);
+  dmt_wsman_request_free(&w);
+  dmt_buf_free(&sels);
+  assert_int_equal(dmt_wsman_epr(&epr, "XYZ_Nope", NULL, 0), -1);
+  dmt_buf_free(&epr);
+  dmt_buf_free(&b);
+}
+
 static void test_server_parses_and_answers(void **state) {
   struct dmt_buf req, resp;
   dmt_buf_init(&req, 0);
@@ -208,6 +257,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_get_request_exact),
       cmocka_unit_test(test_setup_invoke_body),
+      cmocka_unit_test(test_epr_param_and_selector),
       cmocka_unit_test(test_server_parses_and_answers),
       cmocka_unit_test(test_pull_items_become_array),
       cmocka_unit_test(test_fault_round_trip),

@@ -67,6 +67,26 @@ int dmt_wsman_delete(struct dmt_buf *out, const char *class_name, const char *me
 int dmt_wsman_invoke(struct dmt_buf *out, const char *class_name, const char *method, const char *message_id,
                      const struct dmt_wsman_selector *sel, size_t nsel, const struct dmt_wsman_param *params,
                      size_t nparams);
+/*
+ * An endpoint reference to an instance, as a raw XML fragment for a method
+ * parameter or selector (e.g. AddRemoteAccessPolicyRule's MpServer,
+ * AMT_RemoteAccessPolicyAppliesToMPS's ManagedElement/PolicySet): Address
+ * (anonymous) and ReferenceParameters with the class's ResourceURI and the
+ * selectors (the a:/w: prefixes bound by every request envelope). A method
+ * parameter takes it as is (raw_xml); as a selector value it goes inside
+ * <a:EndpointReference> (dmt_wsman_selector_epr). 0 or -1.
+ */
+int dmt_wsman_epr(struct dmt_buf *out, const char *class_name, const struct dmt_wsman_selector *sel, size_t nsel);
+/* Appends <w:Selector Name="name"><a:EndpointReference>EPR</a:EndpointReference></w:Selector>. */
+int dmt_wsman_selector_epr(struct dmt_buf *out, const char *name, const char *class_name,
+                           const struct dmt_wsman_selector *sel, size_t nsel);
+/*
+ * Put whose SelectorSet is given as XML (the <w:Selector> elements, e.g. from
+ * dmt_wsman_selector_epr), for instances addressed by references such as
+ * AMT_RemoteAccessPolicyAppliesToMPS. 0 or -1.
+ */
+int dmt_wsman_put_xml_selectors(struct dmt_buf *out, const char *class_name, const char *message_id,
+                                const char *selectors_xml, const struct dmt_wsman_param *props, size_t nprops);
 /* XML-escapes s into out (&, <, >, ", '). */
 int dmt_wsman_escape(struct dmt_buf *out, const char *s);
 
