@@ -43,6 +43,35 @@ static void pack_return(struct cmd *c, struct wsman_call *call, const char *outp
   msgpack_pack_str_with_body(pk, name, strlen(name));
 }
 
+/*
+ * A power state change (commanded or observed) updates the retained state and
+ * is an event of kind `power` (schemas/topics.md), data {from, to[, action]}.
+ */
+static void power_changed(struct cmd *c, uint16_t ps, const char *action, int64_t code) {
+  struct cira_conn *conn = c->conn;
+  uint16_t from = conn->power_state;
+  if (from == ps) return;
+  conn->power_state = ps;
+  registry_publish_state(conn, true, NULL);
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, code >= 0 ? 3 : 2);
+  msgpack_pack_str_with_body(&pk, "from", 4);
+  msgpack_pack_int64(&pk, from);
+  msgpack_pack_str_with_body(&pk, "to", 2);
+  msgpack_pack_int64(&pk, ps);
+  if (code >= 0) {
+    msgpack_pack_str_with_body(&pk, "action", 6);
+    msgpack_pack_int64(&pk, code);
+  }
+  char msg[96];
+  snprintf(msg, sizeof msg, "power state %u -> %u", from, ps);
+  event_emit(c->srv, c->tenant, c->guid, "power", action, true, c->requester, msg, sb.data, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+}
+
 /* ---- power_state ---- */
 
 static void state_pulled(struct cmd *c, struct wsman_call *call) {
@@ -53,7 +82,7 @@ static void state_pulled(struct cmd *c, struct wsman_call *call) {
     cmd_fail(c, 400, "device_error", "the device did not report a power state");
     return;
   }
-  c->conn->power_state = (uint16_t)ps;
+  power_changed(c, (uint16_t)ps, "power_observed", -1);
   msgpack_pack_map(&c->pk, 2);
   msgpack_pack_str_with_body(&c->pk, "powerstate", 10);
   msgpack_pack_int64(&c->pk, ps);
@@ -80,8 +109,8 @@ static void action_done(struct cmd *c, struct wsman_call *call) {
   dmt_mp_int(dmt_mp_path(wsman_body(call), "RequestPowerStateChange_OUTPUT.ReturnValue"), &rv);
   if (rv == 0) {
     int64_t a = c->n[0];
-    c->conn->power_state = (uint16_t)(a == 8 || a == 12 ? 8 : a == 6 || a == 13 ? 6 : (a == 4 || a == 7 || a == 3) ? a : 2);
-    registry_publish_state(c->conn, true, NULL);
+    power_changed(c, (uint16_t)(a == 8 || a == 12 ? 8 : a == 6 || a == 13 ? 6 : (a == 4 || a == 7 || a == 3) ? a : 2),
+                  "power_action", a);
   }
   cmd_done(c, 200, c->acc.data, c->acc.size);
 }
