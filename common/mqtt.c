@@ -190,7 +190,12 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData5 *resp) {
   atomic_store(&m->connected, false);
   DMT_WARN(m->o.log, "mqtt_connect_failed", "url=%s reason=%d code=%d", m->url,
            resp ? (int)resp->reasonCode : -1, resp ? resp->code : -1);
-  post_connect_failed(m, resp && (int)resp->reasonCode >= 0x80 ? (int)resp->reasonCode : -1);
+  /* Paho reports a CONNACK refusal in reasonCode or, depending on the path, in code (a positive reason code);
+     negative codes are its own (TCP, TLS, timeout). */
+  int reason = -1;
+  if (resp && (int)resp->reasonCode >= 0x80) reason = (int)resp->reasonCode;
+  else if (resp && resp->code > 0) reason = resp->code;
+  post_connect_failed(m, reason);
   request_connect(m);
 }
 

@@ -305,6 +305,7 @@ static int run_events(struct ctl *c, const struct ctl_cmd *cmd, struct ctl_args 
     rc = ctl_session_subscribe(s, fl, nf);
     if (rc != CTL_OK) goto out;
     t0 = dmt_wall_ms();
+    if (c->verbose) fprintf(c->err, "dmtctl: following %s%s%s\n", fl[0], nf > 1 ? " and " : "", nf > 1 ? fl[1] : "");
     /* Only events after the subscription (minus clock skew) can arrive twice. */
     f.dedup.horizon_ms = t0 > TAIL_OVERLAP_MS ? t0 - TAIL_OVERLAP_MS : 0;
   }
