@@ -170,8 +170,8 @@ static int run_deactivate(struct ctl *c, const struct ctl_cmd *cmd, struct ctl_a
   size_t n = 0;
   rc = ctl_targets(c, s, a, "deactivate", NULL, &snap, &items, &n);
   if (rc == CTL_OK) {
+    for (size_t i = 0; i < n; i++) items[i].check_return = true;
     ctl_bulk_run(s, items, n, &snap, "deactivate");
-    for (size_t i = 0; i < n; i++) ctl_item_check_return(&items[i], NULL);
     int rep = ctl_report(c, "deactivate", items, n, NULL, 0);
     rc = ctl_session_interrupted(s) ? 130 : rep;
   }

@@ -20,9 +20,12 @@ static int run_action(struct ctl *c, const struct ctl_cmd *cmd, struct ctl_args 
   size_t n = 0;
   rc = ctl_targets(c, s, a, "power_action", args, &snap, &items, &n);
   if (rc == CTL_OK) {
+    for (size_t i = 0; i < n; i++) {
+      items[i].check_return = true;
+      items[i].return_key = "Body";
+    }
     ctl_bulk_run(s, items, n, &snap, cmd->name);
     if (ctl_session_interrupted(s)) rc = 130;
-    for (size_t i = 0; i < n; i++) ctl_item_check_return(&items[i], "Body");
     int rep = ctl_report(c, cmd->name, items, n, NULL, 0);
     if (rc == CTL_OK) rc = rep;
   }

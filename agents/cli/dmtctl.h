@@ -246,6 +246,8 @@ struct ctl_item {
   int code;
   char *error, *message;  /* owned */
   json_t *result;         /* owned */
+  bool check_return;      /* an ok reply with a non-zero ReturnValue is a failure (ctl_item_check_return) */
+  const char *return_key; /* where ReturnValue sits: "Body" or NULL for the top level */
   bool skipped;           /* decided without sending (offline / not found from the retained state) */
   bool done;              /* an outcome was recorded */
 };

@@ -543,9 +543,10 @@ static void item_done(struct bulk *b, struct ctl_item *it, const struct ctl_repl
   it->message = r->message ? strdup(r->message) : NULL;
   json_decref(it->result);
   it->result = r->result ? json_incref(r->result) : NULL;
+  if (it->check_return) ctl_item_check_return(it, it->return_key);
   it->done = true;
   b->finished++;
-  ctl_progress_step(&b->prog, r->status == CTL_OK);
+  ctl_progress_step(&b->prog, it->status == CTL_OK);
 }
 
 static void bulk_reply(void *ud, const struct ctl_reply *r) {
