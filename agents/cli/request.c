@@ -7,7 +7,12 @@
  *  - subscriptions with a barrier: after subscribing we publish a probe to our
  *    own inbox; the broker sends a client's messages in order, so once the
  *    probe is back every retained message under the new filters has arrived
- *    (that is how `devices list` knows the retained snapshot is complete);
+ *    (that is how `devices list` knows the retained snapshot is complete).
+ *    Where the broker's ACL refuses that publish (north clients may publish
+ *    commands only), the marker is a re-subscription instead: once the first
+ *    retained message arrived, subscribing again to its exact topic makes the
+ *    broker resend it after every other retained message; with no retained
+ *    message at all, a quiet period ends the wait;
  *  - requests: command_request with Response Topic, Correlation Data and
  *    Message Expiry (schemas/topics.md), one timer per request, replies
  *    matched by correlation id;
@@ -59,7 +64,12 @@ struct ctl_session {
   bool stopping, interrupted, waited_out;
   struct dmt_timer wait;
   char barrier[48];
-  bool barrier_seen;
+  bool barrier_seen, probe_refused;
+  uint64_t subscribed_ms, last_retained_ms;
+  char first_retained[256]; /* a topic that had a retained message, for the re-subscribe marker */
+  char resub[256];          /* the marker subscription, once made */
+  bool resub_seen;
+  struct dmt_timer tick;
 };
 
 /* ---- loop control ---- */
@@ -163,8 +173,16 @@ static void on_reply(struct ctl_session *s, const struct dmt_mqtt_msg *m) {
 
 static void on_message(void *ud, const struct dmt_mqtt_msg *m) {
   struct ctl_session *s = ud;
-  if (!strcmp(m->topic, s->reply_topic)) on_reply(s, m);
-  else if (s->on_msg) s->on_msg(s->on_msg_ud, m);
+  if (!strcmp(m->topic, s->reply_topic)) {
+    on_reply(s, m);
+  } else {
+    if (m->retained) {
+      if (s->resub[0] && !strcmp(m->topic, s->resub)) s->resub_seen = true;
+      if (!s->first_retained[0]) snprintf(s->first_retained, sizeof s->first_retained, "%s", m->topic);
+      s->last_retained_ms = dmt_wall_ms();
+    }
+    if (s->on_msg) s->on_msg(s->on_msg_ud, m);
+  }
   check(s);
 }
 
@@ -193,6 +211,12 @@ static void on_request_timeout(struct dmt_loop *loop, struct dmt_timer *t) {
   struct ctl_reply r = {.status = CTL_TIMEOUT, .error = "timeout", .message = "no answer before the deadline"};
   resolve(p, &r);
   check(p->s);
+}
+
+static void on_probe_published(void *arg, bool ok) {
+  struct ctl_session *s = arg;
+  if (!ok) s->probe_refused = true;
+  check(s);
 }
 
 static void on_published(void *arg, bool ok) {
@@ -286,16 +310,51 @@ void ctl_session_close(struct ctl_session *s) {
   free(s);
 }
 
-static bool barrier_back(struct ctl_session *s) { return s->barrier_seen; }
+#define PROBE_WAIT_MS 1500u /* a probe neither back nor refused by then: assume the broker dropped it */
+#define QUIET_MS 1500u      /* no retained message for this long: there is none */
+#define TICK_MS 100u
+
+/* The barrier of ctl_session_subscribe(), evaluated on every message, acknowledgement and tick. */
+static bool barrier_back(struct ctl_session *s) {
+  if (s->barrier_seen) return true;
+  uint64_t now = dmt_wall_ms();
+  if (!s->probe_refused && now - s->subscribed_ms < PROBE_WAIT_MS) return false;
+  if (s->resub[0]) return s->resub_seen;
+  if (s->first_retained[0]) { /* the re-subscribe marker */
+    snprintf(s->resub, sizeof s->resub, "%s", s->first_retained);
+    s->resub_seen = false;
+    dmt_mqtt_subscribe(s->mq, s->resub, 1);
+    return false;
+  }
+  return now - s->last_retained_ms >= QUIET_MS;
+}
+
+static void on_tick(struct dmt_loop *loop, struct dmt_timer *t) {
+  struct ctl_session *s = t->ud;
+  check(s);
+  if (!s->stopping) dmt_timer_start(loop, t, TICK_MS);
+}
 
 int ctl_session_subscribe(struct ctl_session *s, const char *const *filters, size_t n) {
   for (size_t i = 0; i < n; i++) dmt_mqtt_subscribe(s->mq, filters[i], 1);
   snprintf(s->barrier, sizeof s->barrier, "barrier-%s-%llu", s->nonce, (unsigned long long)++s->seq);
-  s->barrier_seen = false;
+  s->barrier_seen = s->probe_refused = s->resub_seen = false;
+  s->first_retained[0] = s->resub[0] = '\0';
+  s->subscribed_ms = s->last_retained_ms = dmt_wall_ms();
   struct dmt_mqtt_publish p = {.topic = s->reply_topic, .payload = "", .len = 0, .qos = 1, .correlation = s->barrier,
-                               .correlation_len = strlen(s->barrier), .expiry_s = 60};
-  if (dmt_mqtt_publish(s->mq, &p) != 0) return ctl_fail(s->c, CTL_FAILED, "cannot publish to the broker");
-  if (!run_until(s, barrier_back, (uint64_t)s->c->timeout_ms)) {
+                               .correlation_len = strlen(s->barrier), .expiry_s = 60, .done = on_probe_published,
+                               .done_arg = s};
+  if (dmt_mqtt_publish(s->mq, &p) != 0) s->probe_refused = true;
+  dmt_timer_init(&s->tick, on_tick, s);
+  dmt_timer_start(s->loop, &s->tick, TICK_MS);
+  bool ok = run_until(s, barrier_back, (uint64_t)s->c->timeout_ms);
+  dmt_timer_stop(s->loop, &s->tick);
+  if (s->resub[0]) { /* drop the marker unless it is one of the filters asked for */
+    bool asked = false;
+    for (size_t i = 0; i < n; i++) asked = asked || !strcmp(filters[i], s->resub);
+    if (!asked) dmt_mqtt_unsubscribe(s->mq, s->resub);
+  }
+  if (!ok) {
     if (s->interrupted) return 130;
     return ctl_fail(s->c, CTL_TIMEOUT, "the broker did not confirm the subscription within %d ms", s->c->timeout_ms);
   }

@@ -8,8 +8,10 @@
  *   dmt-consumer eim   --broker URL --tenant T [--token-file F]
  *       How EIM tracks devices: one SUBSCRIBE for devices/+/state and
  *       devices/+/events/#; the retained states arrive first (the snapshot,
- *       retain flag set), then only changes. A probe published to our own
- *       inbox after subscribing marks the end of the snapshot. No polling.
+ *       retain flag set), then only changes. No polling. The end of the
+ *       snapshot is marked without any publish permission: after the first
+ *       retained state, we subscribe once more to that exact topic; the
+ *       broker resends its retained state after all the others.
  *
  *   dmt-consumer obaas --broker URL --tenant T --client-id ID [--group G]
  *       How OBaaS consumes events: $share/<group>/... with a persistent
@@ -30,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop;
@@ -72,9 +75,10 @@ static long long int_of(const msgpack_object *map, const char *key) {
 /* ---- handling one message ---- */
 
 struct state {
-  char probe_topic[256];
+  char marker[256]; /* the exact topic re-subscribed to mark the snapshot's end */
   long devices, events;
   bool snapshot_done;
+  time_t subscribed_at;
 };
 
 static void guid_of_topic(const char *topic, char *out, size_t len) {
@@ -89,10 +93,18 @@ static void guid_of_topic(const char *topic, char *out, size_t len) {
   snprintf(out, len, "%.*s", (int)(e ? e - d : (long)strlen(d)), d);
 }
 
-static void handle(struct state *st, const char *topic, MQTTClient_message *m) {
-  if (!strcmp(topic, st->probe_topic)) {
-    st->snapshot_done = true;
-    printf("snapshot-complete %ld\n", st->devices);
+static void snapshot_complete(MQTTClient cl, struct state *st) {
+  st->snapshot_done = true;
+  if (st->marker[0]) {
+    MQTTResponse r = MQTTClient_unsubscribe5(cl, st->marker, NULL);
+    MQTTResponse_free(r);
+  }
+  printf("snapshot-complete %ld\n", st->devices);
+}
+
+static void handle(MQTTClient cl, struct state *st, const char *topic, MQTTClient_message *m) {
+  if (!st->snapshot_done && m->retained && st->marker[0] && !strcmp(topic, st->marker)) {
+    snapshot_complete(cl, st); /* the marker: every other retained state came before it */
     return;
   }
   char guid[64];
@@ -116,6 +128,11 @@ static void handle(struct state *st, const char *topic, MQTTClient_message *m) {
     /* retained => part of the snapshot; a live change is forwarded with the retain flag cleared */
     bool snap = m->retained && !st->snapshot_done;
     if (snap) st->devices++;
+    if (snap && !st->marker[0]) { /* first retained state: ask for it again as the end marker */
+      snprintf(st->marker, sizeof st->marker, "%s", topic);
+      MQTTResponse r = MQTTClient_subscribe5(cl, st->marker, 1, NULL, NULL);
+      MQTTResponse_free(r);
+    }
     printf("%s %s connected=%lld power=%lld\n", snap ? "snapshot" : "change", guid, int_of(&up.data, "connected"),
            int_of(&up.data, "power_state"));
   } else {
@@ -166,7 +183,7 @@ static int connect_and_subscribe(MQTTClient cl, const struct opts *o, const char
   }
   MQTTResponse_free(r);
 
-  char f[3][320];
+  char f[2][320];
   int n = 0;
   if (obaas) {
     snprintf(f[n++], sizeof f[0], "$share/%s/dmt/v1/%s/devices/+/events/#", o->group, o->tenant);
@@ -174,12 +191,10 @@ static int connect_and_subscribe(MQTTClient cl, const struct opts *o, const char
   } else {
     snprintf(f[n++], sizeof f[0], "dmt/v1/%s/devices/+/state", o->tenant);
     snprintf(f[n++], sizeof f[0], "dmt/v1/%s/devices/+/events/#", o->tenant);
-    snprintf(f[n++], sizeof f[0], "%s", st->probe_topic);
   }
-  char *filters[3] = {f[0], f[1], f[2]};
-  int qos[3] = {1, 1, 1};
-  MQTTSubscribe_options so[3] = {MQTTSubscribe_options_initializer, MQTTSubscribe_options_initializer,
-                                 MQTTSubscribe_options_initializer};
+  char *filters[2] = {f[0], f[1]};
+  int qos[2] = {1, 1};
+  MQTTSubscribe_options so[2] = {MQTTSubscribe_options_initializer, MQTTSubscribe_options_initializer};
   r = MQTTClient_subscribeMany5(cl, n, filters, qos, so, NULL);
   int rc = r.reasonCode < 0x80 ? 0 : -1;
   for (int i = 0; r.reasonCodes && i < r.reasonCodeCount; i++)
@@ -189,12 +204,10 @@ static int connect_and_subscribe(MQTTClient cl, const struct opts *o, const char
     fprintf(stderr, "subscription refused\n");
     return -1;
   }
-  if (!obaas) { /* the snapshot's end marker: it comes back after every retained state */
-    st->snapshot_done = false;
-    st->devices = 0;
-    r = MQTTClient_publish5(cl, st->probe_topic, 0, "", 1, 0, NULL, NULL);
-    MQTTResponse_free(r);
-  }
+  st->snapshot_done = obaas;
+  st->devices = 0;
+  st->marker[0] = '\0';
+  st->subscribed_at = time(NULL);
   return 0;
 }
 
@@ -236,7 +249,6 @@ int main(int argc, char **argv) {
   signal(SIGTERM, on_signal);
   char *token = read_token(o.token_file);
   struct state st = {0};
-  snprintf(st.probe_topic, sizeof st.probe_topic, "dmt/v1/%s/replies/%s/snapshot", o.tenant, o.client_id);
 
   MQTTClient cl;
   MQTTClient_createOptions cr = MQTTClient_createOptions_initializer;
@@ -266,11 +278,13 @@ int main(int argc, char **argv) {
       continue;
     }
     if (!m) {
+      /* no retained state at all within 2 s: the tenant has no devices yet */
+      if (!st.snapshot_done && !st.marker[0] && time(NULL) - st.subscribed_at >= 2) snapshot_complete(cl, &st);
       if (o.idle_exit_s && ++idle >= o.idle_exit_s) break;
       continue;
     }
     idle = 0;
-    handle(&st, topic, m);
+    handle(cl, &st, topic, m);
     MQTTClient_freeMessage(&m);
     MQTTClient_free(topic);
     if (o.count && st.events >= o.count) break;

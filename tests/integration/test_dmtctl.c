@@ -23,6 +23,9 @@
 
 #include <cmocka.h>
 
+#include "dmt/mqtt.h"
+#include "dmt/payloads.h"
+#include "dmt/workq.h"
 #include "dmtctl_stack.h"
 
 #define N 12
@@ -598,6 +601,104 @@ static void test_auth_failure_and_unreachable(void **state) {
   free(dir);
 }
 
+/*
+ * A broker whose ACL lets north clients read state/events and publish only
+ * commands, as the tenancy plugin does: the probe to our own inbox is
+ * refused, so the snapshot barrier falls back to the re-subscribe marker
+ * (and to a quiet period when nothing is retained).
+ */
+static void publish_states(const char *url, const char *user, const char *pw, const char *tenant, int n) {
+  struct dmt_workq q;
+  dmt_workq_init(&q, NULL, NULL);
+  struct dmt_mqtt_opts o = {.url = url, .client_id = "agent-publisher", .username = user, .password = pw, .owner = &q};
+  char err[256];
+  struct dmt_mqtt *m = dmt_mqtt_new(&o, err, sizeof err);
+  assert_non_null(m);
+  dmt_mqtt_start(m);
+  for (int i = 0; i < 500 && !dmt_mqtt_is_connected(m); i++) usleep(10000);
+  assert_true(dmt_mqtt_is_connected(m));
+  for (int i = 0; i < n; i++) {
+    char guid[37], topic[160];
+    snprintf(guid, sizeof guid, "7f7f0000-0000-4000-8000-%012x", i);
+    struct dmt_device_state st = {.guid = guid, .tenant = (char *)tenant, .connected = i % 2 == 0, .power_state = 2,
+                                  .updated_ms = 1700000000000,
+                                  .present = DMT_DEVICE_STATE_CONNECTED | DMT_DEVICE_STATE_POWER_STATE |
+                                             DMT_DEVICE_STATE_UPDATED_MS};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(dmt_device_state_encode(&st, &sb, err, sizeof err), 0);
+    snprintf(topic, sizeof topic, "dmt/v1/%s/devices/%s/state", tenant, guid);
+    struct dmt_mqtt_publish p = {.topic = topic, .payload = sb.data, .len = sb.size, .qos = 1, .retain = true};
+    assert_int_equal(dmt_mqtt_publish(m, &p), 0);
+    msgpack_sbuffer_destroy(&sb);
+  }
+  usleep(500000);
+  dmt_mqtt_free(m);
+  dmt_workq_run(&q);
+  dmt_workq_destroy(&q);
+}
+
+static void test_acl_broker_refusing_inbox_writes(void **state) {
+  char *dir = dmt_test_tmpdir("aclbroker");
+  char pw[700], acl[700], conf[700], log[700], tok[700], cmd[1600];
+  snprintf(pw, sizeof pw, "%s/passwd", dir);
+  snprintf(acl, sizeof acl, "%s/acl", dir);
+  snprintf(conf, sizeof conf, "%s/mosquitto.conf", dir);
+  snprintf(log, sizeof log, "%s/mosquitto.log", dir);
+  snprintf(tok, sizeof tok, "%s/north.token", dir);
+  snprintf(cmd, sizeof cmd, "mosquitto_passwd -b -c %s agent agent-secret && mosquitto_passwd -b %s north north-secret",
+           pw, pw);
+  assert_int_equal(system(cmd), 0);
+  FILE *f = fopen(acl, "w");
+  fputs("user agent\ntopic readwrite dmt/#\n\n"
+        "user north\ntopic read dmt/v1/acl/devices/+/state\ntopic read dmt/v1/acl/devices/+/events/#\n"
+        "topic read dmt/v1/acl/events/#\ntopic read dmt/v1/acl/replies/#\ntopic write dmt/v1/acl/devices/+/cmd/+\n"
+        "topic read dmt/v1/empty/devices/+/state\ntopic read dmt/v1/empty/replies/#\n",
+        f);
+  fclose(f);
+  f = fopen(tok, "w");
+  fputs("north-secret\n", f);
+  fclose(f);
+  int port = dmt_test_free_port();
+  f = fopen(conf, "w");
+  fprintf(f, "listener %d 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\nlog_type all\n%s", port, pw, acl,
+          geteuid() == 0 ? "user root\n" : "");
+  fclose(f);
+  char *margv[] = {"/usr/sbin/mosquitto", "-c", conf, NULL};
+  pid_t broker = dmt_test_spawn(margv, NULL, log);
+  assert_true(dmt_test_wait_port(port, 5000));
+  char url[64];
+  snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+  publish_states(url, "agent", "agent-secret", "acl", 20);
+  struct ctl_env env;
+  ctl_env_init(&env, url, "acl");
+  char kv[760];
+  snprintf(kv, sizeof kv, "DMTCTL_TOKEN_FILE=%s", tok);
+  ctl_env_add(&env, kv);
+  ctl_env_add(&env, "DMTCTL_USERNAME=north");
+  struct run r;
+  run_ctl(&r, &env, T, "devices", "list", "-o", "name", NULL);
+  expect(&r, 0, "7f7f0000-0000-4000-8000-000000000013\n", NULL);
+  assert_int_equal(count_lines(r.out), 20);
+  run_free(&r);
+  run_ctl(&r, &env, T, "devices", "list", "--status", "disconnected", NULL);
+  expect(&r, 0, NULL, NULL);
+  assert_int_equal(count_matching(r.out, "disconnected"), 10);
+  run_free(&r);
+  run_ctl(&r, &env, T, "devices", "get", "7f7f0000-0000-4000-8000-000000000004", NULL);
+  expect(&r, 0, "Status:             connected\n", NULL);
+  run_free(&r);
+  run_ctl(&r, &env, T, "devices", "list", "--tenant", "empty", NULL);
+  expect(&r, 0, NULL, "No devices found in tenant empty");
+  run_free(&r);
+  dmt_test_stop(broker, SIGTERM, 5000);
+  /* the broker really refused the probe */
+  char *blog = read_text(log);
+  assert_non_null(strstr(blog, "Denied PUBLISH"));
+  free(blog);
+  free(dir);
+}
+
 /* ---- deactivate (last: the device leaves the fleet) ---- */
 
 static void test_deactivate(void **state) {
@@ -632,6 +733,7 @@ int main(void) {
       cmocka_unit_test(test_events_argument_errors_and_no_bridge),
       cmocka_unit_test(test_offline_not_found_timeout_partial),
       cmocka_unit_test(test_auth_failure_and_unreachable),
+      cmocka_unit_test(test_acl_broker_refusing_inbox_writes),
       cmocka_unit_test(test_deactivate),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
