@@ -247,7 +247,7 @@ int ctl_http(struct ctl *c, const char *method, const char *base_url, const char
     r->len = dmt_buf_size(&hp.body);
     r->body = malloc(r->len + 1);
     if (r->body) {
-      memcpy(r->body, dmt_buf_ptr(&hp.body), r->len);
+      if (r->len) memcpy(r->body, dmt_buf_ptr(&hp.body), r->len); /* a 204 has no body at all */
       r->body[r->len] = '\0';
       if (r->len) r->json = json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL);
     }
