@@ -330,12 +330,7 @@ static int run_events(struct ctl *c, const struct ctl_cmd *cmd, struct ctl_args 
     f.holding = false;
     if (rc != CTL_OK || f.done) goto out;
   }
-  if (follow_live) {
-    ctl_session_run(s);
-    if (ctl_session_was_lost(s))
-      fprintf(c->err, "dmtctl: the broker connection dropped while following; events published meanwhile were "
-                      "missed (replay them with --since)\n");
-  }
+  if (follow_live) ctl_session_run(s);
 out:
   ctl_session_close(s);
   ctl_evdedup_free(&f.dedup);

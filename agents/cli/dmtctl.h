@@ -209,8 +209,6 @@ void ctl_session_stop(struct ctl_session *s);
 bool ctl_session_interrupted(const struct ctl_session *s);
 /* Runs the loop for ms milliseconds (or until Ctrl-C). */
 void ctl_session_run_for(struct ctl_session *s, uint64_t ms);
-/* The broker connection dropped at least once since the session opened. */
-bool ctl_session_was_lost(const struct ctl_session *s);
 
 /*
  * Publishes a command_request for verb on topic with args (may be NULL) and

@@ -119,7 +119,6 @@ void ctl_session_run_for(struct ctl_session *s, uint64_t ms) { run_until(s, NULL
 
 void ctl_session_stop(struct ctl_session *s) { request_stop(s); }
 bool ctl_session_interrupted(const struct ctl_session *s) { return s->interrupted; }
-bool ctl_session_was_lost(const struct ctl_session *s) { return s->lost; }
 struct dmt_loop *ctl_session_loop(struct ctl_session *s) { return s->loop; }
 
 void ctl_session_on_message(struct ctl_session *s, ctl_msg_fn fn, void *ud) {
@@ -189,10 +188,13 @@ static void on_message(void *ud, const struct dmt_mqtt_msg *m) {
 static void on_connection(void *ud, bool up) {
   struct ctl_session *s = ud;
   if (up) {
+    if (s->conn == 1 && s->lost)
+      fprintf(s->c->err, "dmtctl: reconnected to the broker; messages published meanwhile were missed (for events, "
+                         "replay them with --since)\n");
     s->conn = 1;
   } else if (s->conn == 1) {
     s->lost = true;
-    if (s->c->verbose) fprintf(s->c->err, "dmtctl: connection to the broker lost; reconnecting\n");
+    fprintf(s->c->err, "dmtctl: connection to the broker lost; reconnecting\n");
   }
   check(s);
 }

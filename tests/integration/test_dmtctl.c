@@ -699,6 +699,64 @@ static void test_acl_broker_refusing_inbox_writes(void **state) {
   free(dir);
 }
 
+/* A broker restart while following: dmtctl says so, reconnects, re-subscribes and keeps following. */
+static bool err_has(void *arg) {
+  const char **x = arg;
+  char *s = read_text(x[0]);
+  bool ok = strstr(s, x[1]) != NULL;
+  free(s);
+  return ok;
+}
+
+static void test_events_survive_broker_restart(void **state) {
+  struct dmt_test_broker b = {0};
+  assert_int_equal(dmt_test_broker_start(&b, 0), 0);
+  char url[64];
+  snprintf(url, sizeof url, "tcp://127.0.0.1:%d", b.port);
+  struct ctl_env env;
+  ctl_env_init(&env, url, "restart");
+  char *dir = dmt_test_tmpdir("evrestart");
+  struct bg ev;
+  const char *args[] = {"events", "--limit", "1", "-v", NULL};
+  assert_int_equal(bg_start(&ev, &env, dir, "events", dmtctl_bin(), args), 0);
+  const char *following[] = {ev.err_path, "dmtctl: following"};
+  assert_true(dmt_test_wait_until(err_has, following, 10000));
+  dmt_test_broker_stop(&b);
+  const char *lost[] = {ev.err_path, "connection to the broker lost"};
+  assert_true(dmt_test_wait_until(err_has, lost, 10000));
+  assert_int_equal(dmt_test_broker_start(&b, b.port), 0);
+  const char *back[] = {ev.err_path, "reconnected to the broker"};
+  assert_true(dmt_test_wait_until(err_has, back, 20000));
+  usleep(300000); /* its subscription is re-established right after the reconnect */
+  /* an event after the restart is printed */
+  struct dmt_workq q;
+  dmt_workq_init(&q, NULL, NULL);
+  struct dmt_mqtt_opts o = {.url = url, .client_id = "restart-publisher", .owner = &q};
+  char err[256];
+  struct dmt_mqtt *m = dmt_mqtt_new(&o, err, sizeof err);
+  dmt_mqtt_start(m);
+  for (int i = 0; i < 500 && !dmt_mqtt_is_connected(m); i++) usleep(10000);
+  struct dmt_event e = {.id = "0b0b0b0b-0000-4000-8000-000000000001", .ts_ms = 1800000000000, .tenant = "restart",
+                        .guid = "0b0b0b0b-0000-4000-8000-000000000002", .kind = "connected", .outcome = "success",
+                        .message = "after the restart", .present = DMT_EVENT_TS_MS};
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  assert_int_equal(dmt_event_encode(&e, &sb, err, sizeof err), 0);
+  struct dmt_mqtt_publish p = {.topic = "dmt/v1/restart/devices/0b0b0b0b-0000-4000-8000-000000000002/events/connected",
+                               .payload = sb.data, .len = sb.size, .qos = 1};
+  assert_int_equal(dmt_mqtt_publish(m, &p), 0);
+  assert_int_equal(bg_wait(&ev, 15000), 0);
+  char *out = read_text(ev.out_path);
+  assert_non_null(strstr(out, "connected     0b0b0b0b-0000-4000-8000-000000000002  success  after the restart"));
+  free(out);
+  msgpack_sbuffer_destroy(&sb);
+  dmt_mqtt_free(m);
+  dmt_workq_run(&q);
+  dmt_workq_destroy(&q);
+  dmt_test_broker_stop(&b);
+  free(dir);
+}
+
 /* ---- deactivate (last: the device leaves the fleet) ---- */
 
 static void test_deactivate(void **state) {
@@ -734,6 +792,7 @@ int main(void) {
       cmocka_unit_test(test_offline_not_found_timeout_partial),
       cmocka_unit_test(test_auth_failure_and_unreachable),
       cmocka_unit_test(test_acl_broker_refusing_inbox_writes),
+      cmocka_unit_test(test_events_survive_broker_restart),
       cmocka_unit_test(test_deactivate),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
