@@ -237,7 +237,7 @@ static const struct ctl_flag file_flags[] = {
   {group " get", "<name>", "Show one " noun,                                                                    \
    "GET /api/v1/admin/" group "/<name>.\n\nExample:\n  dmtctl " group " get " example " -o json",             \
    NULL, 1, 1, run_get, 0, NULL},                                                                               \
-  {group " create", "-f FILE", "Create a " noun " from DMT's JSON",                                             \
+  {group " create", "-f FILE", "Create a new " noun " from DMT's JSON",                                             \
    "POST /api/v1/admin/" group " with the JSON object in FILE.\n\nExample:\n  dmtctl " group                  \
    " create -f " example ".json",                                                                               \
    file_flags, 0, 0, run_write, 0, NULL},                                                                       \

@@ -54,7 +54,7 @@ static void value_flag_entries(FILE *out, enum shell sh, const struct ctl_flag *
 
 static void model(FILE *out, enum shell sh, const struct ctl_flag *globals, const struct ctl_cmd *const *cmds,
                   size_t n) {
-  const char *decl = sh == BASH ? "  local -A" : "  local -A";
+  const char *decl = "  local -A"; /* bash and zsh alike */
   /* top-level words and groups' subcommands */
   char top[1024] = "";
   fprintf(out, "%s subs=(\n", decl);

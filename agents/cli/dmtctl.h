@@ -193,7 +193,6 @@ struct ctl_reply {
 /* Connects (bounded by the command timeout); returns CTL_OK, CTL_AUTH, CTL_UNREACHABLE or CTL_TIMEOUT. */
 int ctl_session_open(struct ctl *c, struct ctl_session **out);
 void ctl_session_close(struct ctl_session *s);
-struct dmt_loop *ctl_session_loop(struct ctl_session *s);
 /* Messages that are not replies to our requests go here (state, events). */
 void ctl_session_on_message(struct ctl_session *s, ctl_msg_fn fn, void *ud);
 /*
@@ -218,7 +217,6 @@ void ctl_session_run_for(struct ctl_session *s, uint64_t ms);
 typedef void (*ctl_reply_fn)(void *ud, const struct ctl_reply *r);
 int ctl_request(struct ctl_session *s, const char *topic, const char *verb, const json_t *args, ctl_reply_fn done,
                 void *ud);
-size_t ctl_requests_pending(const struct ctl_session *s);
 
 /* Retained device states of the tenant: guid -> json_t* (decoded device_state). */
 struct ctl_snapshot {

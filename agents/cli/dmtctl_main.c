@@ -282,8 +282,8 @@ int main(int argc, char **argv) {
   }
   rc = configure(&c, a);
   if (rc == CTL_OK && ((int)a->npos < cmd->min_pos || (cmd->max_pos >= 0 && (int)a->npos > cmd->max_pos)))
-    rc = ctl_fail(&c, CTL_USAGE, "`dmtctl %s` takes %s%s (see dmtctl %s --help)", cmd->name,
-                  cmd->args[0] ? cmd->args : "no arguments", "", cmd->name);
+    rc = ctl_fail(&c, CTL_USAGE, "`dmtctl %s` takes %s (see dmtctl %s --help)", cmd->name,
+                  cmd->args[0] ? cmd->args : "no arguments", cmd->name);
   if (rc == CTL_OK) rc = ctl_load_token(&c);
   if (rc == CTL_OK) rc = cmd->run(&c, cmd, a);
   fflush(c.out);

@@ -119,14 +119,11 @@ void ctl_session_run_for(struct ctl_session *s, uint64_t ms) { run_until(s, NULL
 
 void ctl_session_stop(struct ctl_session *s) { request_stop(s); }
 bool ctl_session_interrupted(const struct ctl_session *s) { return s->interrupted; }
-struct dmt_loop *ctl_session_loop(struct ctl_session *s) { return s->loop; }
 
 void ctl_session_on_message(struct ctl_session *s, ctl_msg_fn fn, void *ud) {
   s->on_msg = fn;
   s->on_msg_ud = ud;
 }
-
-size_t ctl_requests_pending(const struct ctl_session *s) { return s->pending.len; }
 
 /* ---- replies ---- */
 
