@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Terminator + simulator at scale: connect storm, memory per connection (both
-# sides), idle CPU, command round trips. Run through `./dmt bench N`, which
-# provides PostgreSQL, Mosquitto and the environment; prints one report.
-#   cira_scale.sh BUILD_DIR WORK_DIR N
+# sides), idle CPU, command round trips. Prints one report (docs/cira.md).
+#
+#   ./dmt bench cira_scale [devices]      (default 1000)
+#
+# `./dmt bench` builds the release tree and provides a private PostgreSQL and
+# Mosquitto; this script makes its own database so runs do not see each other.
 set -euo pipefail
-build="$1" work="$2" n="$3"
+: "${DMT_TEST_PG_DSN:?run this through ./dmt bench cira_scale}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${DMT_BUILD:-$ROOT/build}" work="$ROOT/var/bench/cira-work" n="${1:-1000}"
+rm -rf "$work"
+psql "$DMT_TEST_PG_DSN" -qc "DROP DATABASE IF EXISTS cira_bench" -c "CREATE DATABASE cira_bench" >/dev/null
+export DMT_DB_DSN="${DMT_TEST_PG_DSN/dbname=postgres/dbname=cira_bench}" DMT_MQTT_URL="$DMT_TEST_MQTT_URL"
+export DMT_SECRETS_KEY; DMT_SECRETS_KEY="$(openssl rand -hex 32)"
+export DMT_SECRETS_KEY_ID=bench
 mkdir -p "$work"
 ulimit -n "$(ulimit -Hn)" || true
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }

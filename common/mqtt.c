@@ -96,6 +96,26 @@ static void run_done_task(void *arg) {
   free(t);
 }
 
+struct fail_task {
+  void (*fn)(void *ud, int reason);
+  void *ud;
+  int reason;
+};
+
+static void run_fail_task(void *arg) {
+  struct fail_task *t = arg;
+  t->fn(t->ud, t->reason);
+  free(t);
+}
+
+static void post_connect_failed(struct dmt_mqtt *m, int reason) {
+  if (!m->o.on_connect_failed || !m->o.owner) return;
+  struct fail_task *t = malloc(sizeof *t);
+  if (!t) return;
+  *t = (struct fail_task){m->o.on_connect_failed, m->o.ud, reason};
+  if (dmt_workq_post_owned(m->o.owner, run_fail_task, t) != 0) free(t);
+}
+
 static void post_connection(struct dmt_mqtt *m, bool up) {
   if (!m->o.on_connection || !m->o.owner) return;
   struct conn_task *t = malloc(sizeof *t);
@@ -212,6 +232,12 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData5 *resp) {
   atomic_store(&m->connected, false);
   DMT_WARN(m->o.log, "mqtt_connect_failed", "url=%s reason=%d code=%d", m->url,
            resp ? (int)resp->reasonCode : -1, resp ? resp->code : -1);
+  /* Paho reports a CONNACK refusal in reasonCode or, depending on the path, in code (a positive reason code);
+     negative codes are its own (TCP, TLS, timeout). */
+  int reason = -1;
+  if (resp && (int)resp->reasonCode >= 0x80) reason = (int)resp->reasonCode;
+  else if (resp && resp->code > 0) reason = resp->code;
+  post_connect_failed(m, reason);
   request_connect(m);
 }
 
@@ -360,6 +386,7 @@ static void *connector_main(void *arg) {
     pthread_mutex_lock(&m->mu);
     if (rc != MQTTASYNC_SUCCESS) {
       DMT_WARN(m->o.log, "mqtt_connect_error", "url=%s rc=%d", m->url, rc);
+      post_connect_failed(m, -1);
       m->want_connect = true;
     }
   }

@@ -83,6 +83,13 @@ struct dmt_mqtt_opts {
   struct dmt_workq *owner;     /* where callbacks run */
   void (*on_message)(void *ud, const struct dmt_mqtt_msg *m);
   void (*on_connection)(void *ud, bool up);
+  /*
+   * Optional: each failed connect attempt (the client keeps retrying with
+   * back-off). reason is the MQTT v5 CONNACK reason code when the broker
+   * answered (0x86 bad user name or password, 0x87 not authorised, ...), or -1
+   * when it could not be reached. Lets a command-line tool give up at once.
+   */
+  void (*on_connect_failed)(void *ud, int reason);
   void *ud;
 };
 
