@@ -115,9 +115,9 @@ void state_power_observed(struct cira_conn *c, int64_t power, int64_t os, const 
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
   msgpack_pack_map(&pk, 3);
-  shape_str(&pk, "previous");
+  shape_str(&pk, "from");
   msgpack_pack_int(&pk, before);
-  shape_str(&pk, "current");
+  shape_str(&pk, "to");
   msgpack_pack_int64(&pk, power);
   shape_str(&pk, "how");
   shape_str(&pk, how);

@@ -286,6 +286,7 @@ static void connect_now(struct sim_device *d) {
   s->handshaking++;
   d->state = SIM_CONNECTING;
   schedule(d, HANDSHAKE_DEADLINE_MS);
+  d->conn.legacy_tls = d->model->legacy_tls;
   sim_stream_connect(&d->conn, host, port, true, s->verify_server ? d->trust : NULL, name);
 }
 

@@ -59,6 +59,7 @@ const struct sim_model *sim_model_get(struct sim *s, const char *version, const 
   snprintf(m->build, sizeof m->build, "%s", build);
   snprintf(m->sku, sizeof m->sku, "%s", sku);
   features_of(m->sku, m->features, sizeof m->features);
+  m->legacy_tls = strtoul(version, NULL, 10) <= 12;
   return m;
 }
 

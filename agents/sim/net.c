@@ -28,6 +28,9 @@
 #define STREAM_MAX_INPUT (2u << 20)
 #define STREAM_MAX_OUTPUT (8u << 20)
 #define WRITE_SLICE 65536
+/* What AMT 11/12 offer (Console issue #445): TLS_RSA_WITH_AES_128_GCM_SHA256, _AES_128_CBC_SHA,
+ * _AES_256_CBC_SHA and TLS_DHE_RSA_WITH_AES_256_GCM_SHA384. */
+#define AMT_LEGACY_CIPHERS "AES128-GCM-SHA256:AES128-SHA:AES256-SHA:DHE-RSA-AES256-GCM-SHA384:@SECLEVEL=0"
 
 static void on_io(struct dmt_loop *loop, int fd, unsigned ev, void *ud);
 
@@ -168,6 +171,10 @@ static void setup_tls(struct sim_stream *st) {
   st->ssl = ssl;
   SSL_set_fd(ssl, st->fd);
   SSL_set_connect_state(ssl);
+  if (st->legacy_tls && SSL_set_cipher_list(ssl, AMT_LEGACY_CIPHERS) != 1) {
+    fail(st, "tls: legacy cipher suites unavailable");
+    return;
+  }
   if (st->trust) {
     SSL_set1_verify_cert_store(ssl, st->trust->store);
     SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);

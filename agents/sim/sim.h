@@ -38,6 +38,7 @@ struct sim_model {
   char build[8];     /* "2225" */
   char sku[8];       /* "16392" */
   char features[40]; /* "AMT Pro Corporate" */
+  bool legacy_tls;   /* AMT 11 and 12 offer only old TLS suites (mps-cira.md §1.1) */
 };
 
 /* A certificate known to the fleet, interned by SHA-256 (never freed before exit). */
@@ -124,6 +125,7 @@ struct sim_stream {
   uint8_t state; /* enum sim_stream_state */
   bool stalled;  /* no reads or writes while set */
   bool tls;
+  bool legacy_tls; /* AMT 11/12: TLS 1.2 at most, RSA key exchange suites only */
   const struct sim_trust *trust; /* verify the server against these roots; NULL = no verification */
   const char *name;              /* expected server name or IP (must outlive the stream) */
   struct dmt_buf in, out;

@@ -71,6 +71,7 @@ static const struct dmt_config_key keys[] = {
     {"sim.rpc_rate", "DMT_SIM_RPC_RATE", NULL, "50", "RPC jobs started per second", 0},
     {"sim.rpc_ca", "DMT_SIM_RPC_CA", NULL, NULL, "CA (PEM) verifying a wss:// RPS; without it wss is not verified", 0},
     {"sim.insecure", "DMT_SIM_INSECURE", NULL, "false", "do not verify MPS certificates even when a root is known", 0},
+    {"sim.tls13", "DMT_SIM_TLS13", NULL, "false", "offer TLS 1.3 (firmware in the field stops at TLS 1.2)", 0},
 };
 
 #define HOUSEKEEPING_MS 5000
@@ -227,6 +228,9 @@ int main(int argc, char **argv) {
     DMT_ERROR(&s->log, "tls_setup_failed", "error=\"%s\"", err);
     return 1;
   }
+  /* AMT firmware speaks TLS 1.2 at most (1.0 and up for AMT 11/12, whose suites net.c narrows per device). */
+  SSL_CTX_set_min_proto_version(s->tls, TLS1_VERSION);
+  SSL_CTX_set_max_proto_version(s->tls, dmt_config_bool(&cfg, "sim.tls13", false) ? TLS1_3_VERSION : TLS1_2_VERSION);
   if (build_fleet(s, &cfg, err, sizeof err) != 0) {
     DMT_ERROR(&s->log, "fleet_failed", "error=\"%s\"", err);
     return 1;

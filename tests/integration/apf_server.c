@@ -606,10 +606,14 @@ static void *run(void *arg) {
 }
 
 struct apf_server *apf_server_start(const char *cert_pem, const char *key_pem, uint32_t keepalive_s) {
+  return apf_server_start_tls(cert_pem, key_pem, keepalive_s, false);
+}
+
+struct apf_server *apf_server_start_tls(const char *cert_pem, const char *key_pem, uint32_t keepalive_s, bool legacy) {
   signal(SIGPIPE, SIG_IGN); /* a device that hangs up must not end the test */
   struct apf_server *s = calloc(1, sizeof *s);
   char err[512];
-  struct dmt_tls_server_opts o = {.cert_file = cert_pem, .key_file = key_pem};
+  struct dmt_tls_server_opts o = {.cert_file = cert_pem, .key_file = key_pem, .legacy = legacy};
   s->ctx = dmt_tls_server_ctx(&o, err, sizeof err);
   if (!s->ctx) {
     fprintf(stderr, "apf_server: %s\n", err);

@@ -32,6 +32,8 @@
 struct apf_server;
 
 struct apf_server *apf_server_start(const char *cert_pem, const char *key_pem, uint32_t keepalive_s);
+/* Same, optionally with the terminator's legacy TLS switch (TLS 1.0+, RSA key exchange) for AMT 11/12. */
+struct apf_server *apf_server_start_tls(const char *cert_pem, const char *key_pem, uint32_t keepalive_s, bool legacy);
 void apf_server_stop(struct apf_server *s);
 int apf_server_port(const struct apf_server *s);
 
