@@ -209,3 +209,14 @@ int dmt_config_from_args(struct dmt_config *c, int argc, char **argv, char *err,
   }
   return 0;
 }
+
+int dmt_config_startup(struct dmt_config *c, const struct dmt_config_key *keys, size_t nkeys, int argc, char **argv,
+                       const char *prog) {
+  char err[512];
+  dmt_config_init(c, keys, nkeys);
+  int rc = dmt_config_from_args(c, argc, argv, err, sizeof err);
+  if (rc == 0) return -1;
+  if (rc < 0) fprintf(stderr, "%s: %s\n", prog, err);
+  dmt_config_free(c);
+  return rc < 0 ? 2 : 0;
+}

@@ -204,19 +204,23 @@ EVP_PKEY *dmt_tls_read_key(const char *path, char *err, size_t errlen) {
   return k;
 }
 
-char *dmt_tls_cert_pem(X509 *cert) {
-  BIO *b = BIO_new(BIO_s_mem());
-  if (!b || !PEM_write_bio_X509(b, cert)) {
-    BIO_free(b);
-    return NULL;
-  }
-  char *data;
-  long n = BIO_get_mem_data(b, &data);
-  char *out = malloc((size_t)n + 1);
-  if (out) {
-    memcpy(out, data, (size_t)n);
-    out[n] = '\0';
+/* The PEM text a BIO collected (malloc'd), or NULL when writing failed. */
+static char *bio_text(BIO *b, int written) {
+  char *out = NULL, *data;
+  if (b && written) {
+    long n = BIO_get_mem_data(b, &data);
+    out = strndup(data, (size_t)n);
   }
   BIO_free(b);
   return out;
+}
+
+char *dmt_tls_cert_pem(X509 *cert) {
+  BIO *b = BIO_new(BIO_s_mem());
+  return bio_text(b, b && PEM_write_bio_X509(b, cert));
+}
+
+char *dmt_tls_key_pem(EVP_PKEY *key) {
+  BIO *b = BIO_new(BIO_s_mem());
+  return bio_text(b, b && PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL));
 }

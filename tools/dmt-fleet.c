@@ -22,13 +22,8 @@ static const struct dmt_config_key keys[] = {
 int main(int argc, char **argv) {
   struct dmt_config cfg;
   char err[512];
-  dmt_config_init(&cfg, keys, sizeof keys / sizeof keys[0]);
-  int rc = dmt_config_from_args(&cfg, argc, argv, err, sizeof err);
-  if (rc != 0) {
-    if (rc < 0) fprintf(stderr, "dmt-fleet: %s\n", err);
-    dmt_config_free(&cfg);
-    return rc < 0 ? 2 : 0;
-  }
+  int rc = dmt_config_startup(&cfg, keys, sizeof keys / sizeof keys[0], argc, argv, "dmt-fleet");
+  if (rc >= 0) return rc;
   const char *tenant = dmt_config_str(&cfg, "fleet.tenant");
   size_t n = (size_t)dmt_config_int(&cfg, "fleet.count", 20);
   struct dmt_fleet_device *d = dmt_fleet_provision(dmt_config_str(&cfg, "db.dsn"), dmt_config_str(&cfg, "secrets.key"),

@@ -19,13 +19,8 @@ static const struct dmt_config_key keys[] = {DMT_CONFIG_COMMON_KEYS};
 int main(int argc, char **argv) {
   struct dmt_config cfg;
   char err[512];
-  dmt_config_init(&cfg, keys, sizeof keys / sizeof keys[0]);
-  int rc = dmt_config_from_args(&cfg, argc, argv, err, sizeof err);
-  if (rc != 0) {
-    if (rc < 0) fprintf(stderr, "dmt-secrets-rotate: %s\n", err);
-    dmt_config_free(&cfg);
-    return rc < 0 ? 2 : 0;
-  }
+  int rc = dmt_config_startup(&cfg, keys, sizeof keys / sizeof keys[0], argc, argv, "dmt-secrets-rotate");
+  if (rc >= 0) return rc;
   struct dmt_log lg = {.out = stderr, .min = DMT_LOG_INFO, .component = "secrets-rotate"};
   dmt_log_level_parse(dmt_config_str(&cfg, "log.level"), &lg.min);
   struct dmt_secrets_config sc;

@@ -38,7 +38,7 @@ struct dmt_fleet_device *dmt_fleet_provision(const char *dsn, const char *key, c
     const char *p[] = {d[i].guid, tenant, d[i].mps_user};
     if (dmt_pg_exec(c, "DELETE FROM dmt.devices WHERE guid = $1::uuid", 1, p, NULL, err, errlen) != DMT_PG_OK ||
         dmt_pg_exec(c, "INSERT INTO dmt.devices (guid, tenant_id, mps_username, hostname, tags, device_info) "
-                       "VALUES ($1::uuid, $2, $3, 'sim-' || left($1::text, 8), ARRAY['sim','lab1'], "
+                       "VALUES ($1::uuid, $2, $3, 'sim-' || right($1::text, 6), ARRAY['sim','lab1'], "
                        "'{\"fwVersion\":\"16.1.27\",\"currentMode\":\"acm\"}')",
                     3, p, NULL, err, errlen) != DMT_PG_OK)
       goto fail;

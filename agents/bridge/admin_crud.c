@@ -163,12 +163,12 @@ static int list_work(PGconn *c, struct br_txn *t, struct br_out *o) {
   return DMT_PG_OK;
 }
 
-void br_admin_list(struct br_txn *t) {
+void br_list_paged(struct br_txn *t, long long default_top, long long max_top, br_work_fn work) {
   struct br_vctx v;
   br_vctx_init(&v, t, NULL);
   json_t *errors = json_array();
   struct br_page *pg = calloc(1, sizeof *pg);
-  if (!pg || br_odata_parse(&v, pg, 25, 0, errors) > 0) {
+  if (!pg || br_odata_parse(&v, pg, default_top, max_top, errors) > 0) {
     free(pg);
     br_out_validation(&t->out, errors);
     br_send(t);
@@ -177,8 +177,10 @@ void br_admin_list(struct br_txn *t) {
   json_decref(errors);
   t->ctx = pg;
   t->ctx_free = free;
-  br_db_run(t, list_work);
+  br_db_run(t, work);
 }
+
+void br_admin_list(struct br_txn *t) { br_list_paged(t, 25, 0, list_work); }
 
 /* ------------------------------------------------------------ get */
 

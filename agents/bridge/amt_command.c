@@ -221,7 +221,7 @@ void br_amt_command(struct br_txn *t, const char *guid, const char *verb, const 
   for (char *p = c->guid; *p; p++)
     if (*p >= 'A' && *p <= 'F') *p = (char)(*p - 'A' + 'a');
   snprintf(c->verb, sizeof c->verb, "%s", verb);
-  snprintf(c->tenant_topic, sizeof c->tenant_topic, "%s", br_tenant_topic(t->who.tenant));
+  snprintf(c->tenant_topic, sizeof c->tenant_topic, "%s", dmt_topic_tenant(t->who.tenant));
   c->on_reply = on_reply;
   if (args && args_len) {
     c->args = malloc(args_len);

@@ -86,67 +86,29 @@ static void install_task(void *arg) {
   free(f);
 }
 
-struct body {
-  char *data;
-  size_t len;
-  bool too_big;
-};
-
-static size_t collect(char *p, size_t size, size_t n, void *ud) {
-  struct body *b = ud;
-  size_t add = size * n;
-  if (b->len + add > DMT_JWKS_MAX_BYTES) {
-    b->too_big = true;
-    return 0;
-  }
-  char *nd = realloc(b->data, b->len + add + 1);
-  if (!nd) return 0;
-  memcpy(nd + b->len, p, add);
-  b->data = nd;
-  b->len += add;
-  nd[b->len] = '\0';
-  return add;
-}
-
 static bool fetch(struct br_emf *e) {
-  CURL *c = curl_easy_init();
-  if (!c) return false;
-  struct body b = {0};
-  char cerr[CURL_ERROR_SIZE] = "";
-  curl_easy_setopt(c, CURLOPT_URL, e->url);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, FETCH_TIMEOUT_S);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-  if (e->ca_file) curl_easy_setopt(c, CURLOPT_CAINFO, e->ca_file);
-  CURLcode rc = curl_easy_perform(c);
-  long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(c);
-  bool ok = false;
-  if (rc != CURLE_OK || status != 200) {
-    DMT_WARN(&e->srv->log, "jwks_fetch_failed", "status=%ld error=\"%s\"", status,
-             b.too_big ? "document too large" : cerr[0] ? cerr : curl_easy_strerror(rc));
-  } else {
-    char err[256];
-    struct dmt_jwks *set = dmt_jwks_parse(b.data ? b.data : "", b.len, err, sizeof err);
-    struct fetched *f = set ? malloc(sizeof *f) : NULL;
-    if (f) {
-      f->e = e;
-      f->set = set;
-      ok = dmt_workq_post_owned(&e->srv->q, install_task, f) == 0;
-      if (!ok) {
-        dmt_jwks_free(set);
-        free(f);
-      }
-    } else {
-      dmt_jwks_free(set);
-      DMT_WARN(&e->srv->log, "jwks_rejected", "source=url error=\"%s\" effect=\"previous keys kept\"", err);
-    }
+  char err[512];
+  struct dmt_jwks *set;
+  int rc = dmt_jwks_fetch(e->url, e->ca_file, FETCH_TIMEOUT_S, &set, err, sizeof err);
+  if (rc == DMT_JWKS_UNREACHABLE) {
+    DMT_WARN(&e->srv->log, "jwks_fetch_failed", "error=\"%s\"", err);
+    return false;
   }
-  free(b.data);
+  if (rc == DMT_JWKS_REFUSED) {
+    DMT_WARN(&e->srv->log, "jwks_rejected", "source=url error=\"%s\" effect=\"previous keys kept\"", err);
+    return false;
+  }
+  struct fetched *f = malloc(sizeof *f);
+  bool ok = false;
+  if (f) {
+    f->e = e;
+    f->set = set;
+    ok = dmt_workq_post_owned(&e->srv->q, install_task, f) == 0;
+  }
+  if (!ok) {
+    dmt_jwks_free(set);
+    free(f);
+  }
   return ok;
 }
 

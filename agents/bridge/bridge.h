@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dmt/events.h"
 #include "dmt/config.h"
 #include "dmt/db.h"
 #include "dmt/log.h"
@@ -353,8 +354,9 @@ void br_send(struct br_txn *t);
 void br_respond_json(struct br_txn *t, int status, json_t *j);
 void br_respond_out(struct br_txn *t, struct br_out *o); /* moves o into t->out */
 const char *br_param(const struct br_txn *t, size_t i);
+/* Validator shared by profiles and wireless configs (routes_ieee8021x.c). */
+bool br_ieee8021x_matches(struct br_vctx *v, const json_t *value, bool wired_wanted, char *msg, size_t msglen);
 const char *br_query(const struct br_txn *t, const char *key);
-const char *br_tenant_topic(const char *tenant);
 void br_vctx_init(struct br_vctx *v, struct br_txn *t, PGconn *db);
 
 /* Work on a DB worker: fill o (status 0 = continue with t->then on the loop). Return DMT_PG_*. */
@@ -405,6 +407,9 @@ struct br_kind {
 
 /* Generic handlers (route data = the kind). */
 void br_admin_list(struct br_txn *t);
+/* Parses $top/$skip/$count (answering 400 itself), then runs work with the
+ * struct br_page as t->ctx. max_top 0: no upper bound. */
+void br_list_paged(struct br_txn *t, long long default_top, long long max_top, br_work_fn work);
 void br_admin_get(struct br_txn *t);
 void br_admin_delete(struct br_txn *t);
 /* Worker helpers. */

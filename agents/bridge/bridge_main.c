@@ -93,13 +93,8 @@ static void random_secret(char out[65]) {
 int main(int argc, char **argv) {
   struct dmt_config cfg;
   char err[512];
-  dmt_config_init(&cfg, keys, sizeof keys / sizeof keys[0]);
-  int rc = dmt_config_from_args(&cfg, argc, argv, err, sizeof err);
-  if (rc != 0) {
-    if (rc < 0) fprintf(stderr, "dmt-bridge: %s\n", err);
-    dmt_config_free(&cfg);
-    return rc < 0 ? 2 : 0;
-  }
+  int rc = dmt_config_startup(&cfg, keys, sizeof keys / sizeof keys[0], argc, argv, "dmt-bridge");
+  if (rc >= 0) return rc;
   struct br_server *s = &srv;
   s->cfg = &cfg;
   s->log = (struct dmt_log){.out = stderr, .min = DMT_LOG_INFO, .component = "bridge"};

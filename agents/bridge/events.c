@@ -6,30 +6,21 @@
  * committed) and, once the response is out, the same event is published on
  * dmt/v1/<tenant>/events/config (schemas/payloads/event.json).
  */
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bridge.h"
 #include "dmt/evloop.h"
+#include "dmt/events.h"
 #include "dmt/mptree.h"
 #include "dmt/payloads.h"
-
-static void uuid4(char out[37]) {
-  uint8_t b[16];
-  RAND_bytes(b, sizeof b);
-  b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-  b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-  snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
-           b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
 
 bool br_event_config(PGconn *c, struct br_txn *t, struct br_out *o, const char *object_type, const char *name,
                      const char *operation) {
   struct br_server *s = t->srv;
   char id[37], action[64], ts[32], message[600];
-  uuid4(id);
+  dmt_uuid4(id);
   uint64_t now = dmt_wall_ms();
   snprintf(action, sizeof action, "%s_%s", object_type, operation);
   snprintf(ts, sizeof ts, "%.3f", (double)now / 1000.0);
@@ -62,7 +53,7 @@ bool br_event_config(PGconn *c, struct br_txn *t, struct br_out *o, const char *
   char err[256];
   if (dmt_event_encode(&ev, &out, err, sizeof err) == 0) {
     char topic[160];
-    snprintf(topic, sizeof topic, "dmt/v1/%s/events/config", br_tenant_topic(t->who.tenant));
+    snprintf(topic, sizeof topic, "dmt/v1/%s/events/config", dmt_topic_tenant(t->who.tenant));
     free(o->event_topic);
     free(o->event_msg);
     o->event_topic = strdup(topic);

@@ -163,7 +163,6 @@ const char *br_query(const struct br_txn *t, const char *key) {
   return NULL;
 }
 
-const char *br_tenant_topic(const char *tenant) { return (!tenant || !*tenant) ? "_default" : tenant; }
 
 void br_vctx_init(struct br_vctx *v, struct br_txn *t, PGconn *db) {
   if (!json_is_object(t->body) && !json_is_array(t->body)) {

@@ -65,22 +65,7 @@ static int events_work(PGconn *c, struct br_txn *t, struct br_out *o) {
   return DMT_PG_OK;
 }
 
-static void events(struct br_txn *t) {
-  struct br_vctx v;
-  br_vctx_init(&v, t, NULL);
-  json_t *errors = json_array();
-  struct br_page *pg = calloc(1, sizeof *pg);
-  if (!pg || br_odata_parse(&v, pg, 100, 1000, errors) > 0) {
-    free(pg);
-    br_out_validation(&t->out, errors);
-    br_send(t);
-    return;
-  }
-  json_decref(errors);
-  t->ctx = pg;
-  t->ctx_free = free;
-  br_db_run(t, events_work);
-}
+static void events(struct br_txn *t) { br_list_paged(t, 100, 1000, events_work); }
 
 static const struct br_route routes[] = {
     {.methods = BR_M_GET, .pattern = "/api/v1/events", .handler = events, .chain = &events_chain, .flags = 0, .data = NULL},

@@ -12,6 +12,33 @@
 #include "bridge.h"
 #include "dmt/pg.h"
 
+/*
+ * A profile or wireless config may name an 802.1x config only when it exists
+ * and is for the same kind of interface (DMT's wording in both messages).
+ */
+bool br_ieee8021x_matches(struct br_vctx *v, const json_t *value, bool wired_wanted, char *msg, size_t msglen) {
+  char name[300];
+  br_js_string(value, name, sizeof name);
+  if (!v->db) return true;
+  const char *p[] = {v->tenant, name};
+  struct br_out scratch = {0};
+  PGresult *r = br_sql(v->db, &scratch,
+                       "SELECT wired_interface FROM dmt.ieee8021xconfigs WHERE tenant_id = $1 AND lower(profile_name) = lower($2)",
+                       2, p);
+  int rows = r ? PQntuples(r) : 0;
+  bool wired = rows > 0 && PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  if (rows == 0) {
+    snprintf(msg, msglen, "Ieee8021x profile %s does not exist in db", name);
+    return false;
+  }
+  if (wired != wired_wanted) {
+    snprintf(msg, msglen, "Ieee8021x profile %s is for %s interfaces", name, wired ? "wired" : "wireless");
+    return false;
+  }
+  return true;
+}
+
 #define IEEE_JSON                                                                                               \
   "json_build_object('profileName', x.profile_name, 'authenticationProtocol', x.auth_protocol, 'servername', " \
   "x.servername, 'domain', x.domain, 'username', x.username, 'roamingIdentity', x.roaming_identity, "          \

@@ -214,26 +214,7 @@ static bool proxy_links(struct br_vctx *v, const json_t *value, char *msg, size_
 }
 
 static bool ieee_wired(struct br_vctx *v, const json_t *value, char *msg, size_t msglen) {
-  char name[300];
-  br_js_string(value, name, sizeof name);
-  if (!v->db) return true;
-  const char *p[] = {v->tenant, name};
-  struct br_out scratch = {0};
-  PGresult *r = br_sql(v->db, &scratch,
-                       "SELECT wired_interface FROM dmt.ieee8021xconfigs WHERE tenant_id = $1 AND lower(profile_name) = lower($2)",
-                       2, p);
-  int rows = r ? PQntuples(r) : 0;
-  bool wired = rows > 0 && PQgetvalue(r, 0, 0)[0] == 't';
-  PQclear(r);
-  if (rows == 0) {
-    snprintf(msg, msglen, "Ieee8021x profile %s does not exist in db", name);
-    return false;
-  }
-  if (!wired) {
-    snprintf(msg, msglen, "Ieee8021x profile %s is for wireless interfaces", name);
-    return false;
-  }
-  return true;
+  return br_ieee8021x_matches(v, value, true, msg, msglen);
 }
 
 #define COMMON_TAIL                                                                                    \
@@ -450,17 +431,6 @@ static bool write_links(PGconn *c, struct br_txn *t, struct br_out *o, const cha
   return true;
 }
 
-static char *pem_of_key(EVP_PKEY *k) {
-  BIO *b = BIO_new(BIO_s_mem());
-  char *out = NULL, *data;
-  if (b && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL)) {
-    long n = BIO_get_mem_data(b, &data);
-    out = strndup(data, (size_t)n);
-  }
-  BIO_free(b);
-  return out;
-}
-
 /* A self-signed root and a client certificate it issues (DMT: oact-<name>, oact-issued-<name>). */
 static json_t *tls_pair(const char *name, char *err, size_t errlen) {
   char root_cn[320], leaf_cn[320];
@@ -475,7 +445,7 @@ static json_t *tls_pair(const char *name, char *err, size_t errlen) {
   X509 *lc = rc && lk ? dmt_tls_issue(&leaf, lk, rc, rk, err, errlen) : NULL;
   json_t *out = NULL;
   if (lc) {
-    char *rpem = dmt_tls_cert_pem(rc), *lpem = dmt_tls_cert_pem(lc), *rkey = pem_of_key(rk), *lkey = pem_of_key(lk);
+    char *rpem = dmt_tls_cert_pem(rc), *lpem = dmt_tls_cert_pem(lc), *rkey = dmt_tls_key_pem(rk), *lkey = dmt_tls_key_pem(lk);
     if (rpem && lpem && rkey && lkey)
       out = json_pack("{s:s,s:s,s:s,s:s}", "ROOT_CERTIFICATE", rpem, "ROOT_KEY", rkey, "ISSUED_CERTIFICATE", lpem,
                       "ISSUED_KEY", lkey);

@@ -44,26 +44,7 @@ static bool auth_is_8021x(struct br_vctx *v, const json_t *value) {
 static bool auth_not_8021x(struct br_vctx *v, const json_t *value) { return !auth_is_8021x(v, value); }
 
 static bool ieee_wireless(struct br_vctx *v, const json_t *value, char *msg, size_t msglen) {
-  char name[300];
-  br_js_string(value, name, sizeof name);
-  if (!v->db) return true;
-  const char *p[] = {v->tenant, name};
-  struct br_out scratch = {0};
-  PGresult *r = br_sql(v->db, &scratch,
-                       "SELECT wired_interface FROM dmt.ieee8021xconfigs WHERE tenant_id = $1 AND lower(profile_name) = lower($2)",
-                       2, p);
-  int rows = r ? PQntuples(r) : 0;
-  bool wired = rows > 0 && PQgetvalue(r, 0, 0)[0] == 't';
-  PQclear(r);
-  if (rows == 0) {
-    snprintf(msg, msglen, "Ieee8021x profile %s does not exist in db", name);
-    return false;
-  }
-  if (wired) {
-    snprintf(msg, msglen, "Ieee8021x profile %s is for wired interfaces", name);
-    return false;
-  }
-  return true;
+  return br_ieee8021x_matches(v, value, false, msg, msglen);
 }
 
 static bool link_policy(struct br_vctx *v, const json_t *value, char *msg, size_t msglen) {

@@ -28,17 +28,6 @@
 
 #define CERTS_LOCK "7236567914712229747" /* one more than the migration lock */
 
-static char *key_pem(EVP_PKEY *k) {
-  BIO *b = BIO_new(BIO_s_mem());
-  char *out = NULL, *data;
-  if (b && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL)) {
-    long n = BIO_get_mem_data(b, &data);
-    out = strndup(data, (size_t)n);
-  }
-  BIO_free(b);
-  return out;
-}
-
 static json_t *generate(const char *cn, char *err, size_t errlen) {
   EVP_PKEY *rk = dmt_tls_rsa_key(3072), *sk = dmt_tls_rsa_key(2048);
   unsigned char fp[32];
@@ -65,7 +54,7 @@ static json_t *generate(const char *cn, char *err, size_t errlen) {
   X509 *sc = rc ? dmt_tls_issue(&server, sk, rc, rk, err, errlen) : NULL;
   json_t *obj = NULL;
   if (rc && sc) {
-    char *rp = dmt_tls_cert_pem(rc), *sp = dmt_tls_cert_pem(sc), *rkp = key_pem(rk), *skp = key_pem(sk);
+    char *rp = dmt_tls_cert_pem(rc), *sp = dmt_tls_cert_pem(sc), *rkp = dmt_tls_key_pem(rk), *skp = dmt_tls_key_pem(sk);
     char *chain = NULL;
     if (sp && rp && asprintf(&chain, "%s%s", sp, rp) < 0) chain = NULL;
     obj = json_pack("{s:s, s:s, s:s, s:s, s:s}", "ROOT_CERTIFICATE", rp, "ROOT_KEY", rkp, "SERVER_CERTIFICATE",

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dmt/events.h"
 #include "dmt/apf.h"
 #include "dmt/buf.h"
 #include "dmt/db.h"
@@ -314,7 +315,6 @@ void state_flush_batch(struct cira_server *s);
 void state_batch_free(struct cira_server *s);
 /* Records a power state learnt from the device: republishes state and emits a power event on change. */
 void state_power_observed(struct cira_conn *c, int64_t power, int64_t os, const char *how, const char *requester);
-const char *tenant_topic(const char *tenant);
 /* Appends v, quoted, to a PostgreSQL array literal being built ("{" first, "}" added by the caller). */
 void pg_array_append(struct dmt_buf *a, const char *v);
 

@@ -207,13 +207,8 @@ static int start_mqtt(struct cira_server *s, struct dmt_config *cfg, char *err, 
 int main(int argc, char **argv) {
   struct dmt_config cfg;
   char err[512];
-  dmt_config_init(&cfg, keys, sizeof keys / sizeof keys[0]);
-  int rc = dmt_config_from_args(&cfg, argc, argv, err, sizeof err);
-  if (rc != 0) {
-    if (rc < 0) fprintf(stderr, "dmt-cira: %s\n", err);
-    dmt_config_free(&cfg);
-    return rc < 0 ? 2 : 0;
-  }
+  int rc = dmt_config_startup(&cfg, keys, sizeof keys / sizeof keys[0], argc, argv, "dmt-cira");
+  if (rc >= 0) return rc;
   signal(SIGPIPE, SIG_IGN);
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

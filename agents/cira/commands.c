@@ -322,7 +322,7 @@ static void verb_refresh(struct cmd *c) {
 
 void commands_subscribe(struct cira_conn *c, bool on) {
   char filter[192];
-  snprintf(filter, sizeof filter, "dmt/v1/%s/devices/%s/cmd/#", tenant_topic(c->dev->tenant), c->guid);
+  snprintf(filter, sizeof filter, "dmt/v1/%s/devices/%s/cmd/#", dmt_topic_tenant(c->dev->tenant), c->guid);
   if (on) dmt_mqtt_subscribe(c->srv->mqtt, filter, 1);
   else dmt_mqtt_unsubscribe(c->srv->mqtt, filter);
 }

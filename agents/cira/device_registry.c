@@ -75,7 +75,7 @@ void registry_register(struct cira_conn *c) {
   publish_takeover(c);
   power_schedule_first(c);
   state_connection_changed(c, true, NULL);
-  DMT_INFO(&s->log, "device_connected", "guid=%s tenant=%s peer=%s", c->guid, tenant_topic(c->dev->tenant), c->peer);
+  DMT_INFO(&s->log, "device_connected", "guid=%s tenant=%s peer=%s", c->guid, dmt_topic_tenant(c->dev->tenant), c->peer);
 }
 
 void registry_unregister(struct cira_conn *c, const char *reason) {

@@ -8,12 +8,12 @@
  * GUID nobody provisioned (no tenant) go to the agents-only dmt/_sys/events
  * namespace and are stored under DMT's default tenant.
  */
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cira.h"
+#include "dmt/events.h"
 #include "dmt/mptree.h"
 #include "dmt/payloads.h"
 #include "dmt/pg.h"
@@ -25,15 +25,6 @@ struct event_batch {
   size_t n;
 };
 
-
-static void uuid4(char out[37]) {
-  uint8_t b[16];
-  RAND_bytes(b, sizeof b);
-  b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-  b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-  snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
-           b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
 
 /* A NULL element when v is NULL, else the quoted value. */
 static void append_nullable(struct dmt_buf *a, const char *v) {
@@ -119,7 +110,7 @@ static void persist(struct cira_server *s, const struct dmt_event *ev, const cha
 void event_emit(struct cira_server *s, const char *tenant, const char *guid, const char *kind, const char *action,
                 bool success, const char *requester, const char *message, const void *data, size_t data_len) {
   char id[37], msg[1025];
-  uuid4(id);
+  dmt_uuid4(id);
   snprintf(msg, sizeof msg, "%s", message ? message : "");
   struct dmt_event ev = {.id = id, .ts_ms = (int64_t)dmt_wall_ms(), .tenant = (char *)(tenant ? tenant : ""),
                          .guid = (char *)guid, .kind = (char *)kind, .action = (char *)action,
@@ -134,8 +125,8 @@ void event_emit(struct cira_server *s, const char *tenant, const char *guid, con
   msgpack_sbuffer_init(&sb);
   char err[256], topic[256];
   if (!tenant) snprintf(topic, sizeof topic, "dmt/_sys/events/%s", kind);
-  else if (guid) snprintf(topic, sizeof topic, "dmt/v1/%s/devices/%s/events/%s", tenant_topic(tenant), guid, kind);
-  else snprintf(topic, sizeof topic, "dmt/v1/%s/events/%s", tenant_topic(tenant), kind);
+  else if (guid) snprintf(topic, sizeof topic, "dmt/v1/%s/devices/%s/events/%s", dmt_topic_tenant(tenant), guid, kind);
+  else snprintf(topic, sizeof topic, "dmt/v1/%s/events/%s", dmt_topic_tenant(tenant), kind);
   if (dmt_event_encode(&ev, &sb, err, sizeof err) == 0) {
     struct dmt_mqtt_publish p = {.topic = topic, .payload = sb.data, .len = sb.size, .qos = 1};
     dmt_mqtt_publish(s->mqtt, &p);

@@ -21,7 +21,6 @@
 
 #define BATCH_MAX 1000
 
-const char *tenant_topic(const char *tenant) { return (!tenant || !*tenant) ? "_default" : tenant; }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
@@ -77,7 +76,7 @@ void state_publish(struct cira_server *s, const struct state_snapshot *n) {
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
   char err[256], topic[192];
-  snprintf(topic, sizeof topic, "dmt/v1/%s/devices/%s/state", tenant_topic(n->tenant), n->guid);
+  snprintf(topic, sizeof topic, "dmt/v1/%s/devices/%s/state", dmt_topic_tenant(n->tenant), n->guid);
   if (dmt_device_state_encode(&st, &sb, err, sizeof err) == 0) {
     struct dmt_mqtt_publish p = {.topic = topic, .payload = sb.data, .len = sb.size, .qos = 1, .retain = true};
     dmt_mqtt_publish(s->mqtt, &p);
@@ -98,7 +97,7 @@ void state_publish_conn(struct cira_conn *c) {
 
 void state_delete(struct cira_server *s, const char *tenant, const char *guid) {
   char topic[192];
-  snprintf(topic, sizeof topic, "dmt/v1/%s/devices/%s/state", tenant_topic(tenant), guid);
+  snprintf(topic, sizeof topic, "dmt/v1/%s/devices/%s/state", dmt_topic_tenant(tenant), guid);
   struct dmt_mqtt_publish p = {.topic = topic, .payload = "", .len = 0, .qos = 1, .retain = true};
   dmt_mqtt_publish(s->mqtt, &p);
 }

@@ -100,13 +100,8 @@ int main(int argc, char **argv) {
   }
   struct dmt_config cfg;
   char err[512];
-  dmt_config_init(&cfg, keys, sizeof keys / sizeof keys[0]);
-  int rc = dmt_config_from_args(&cfg, argc, argv, err, sizeof err);
-  if (rc != 0) {
-    if (rc < 0) fprintf(stderr, "dmt-rps: %s\n", err);
-    dmt_config_free(&cfg);
-    return rc < 0 ? 2 : 0;
-  }
+  int rc = dmt_config_startup(&cfg, keys, sizeof keys / sizeof keys[0], argc, argv, "dmt-rps");
+  if (rc >= 0) return rc;
   struct rps *s = &srv;
   s->cfg = &cfg;
   s->log = (struct dmt_log){.out = stderr, .min = DMT_LOG_INFO, .component = "rps"};

@@ -191,14 +191,9 @@ static void shutdown_fleet(struct sim *s) {
 int main(int argc, char **argv) {
   struct dmt_config cfg;
   char err[512];
-  dmt_config_init(&cfg, keys, sizeof keys / sizeof keys[0]);
+  int rc = dmt_config_startup(&cfg, keys, sizeof keys / sizeof keys[0], argc, argv, "dmt-sim");
+  if (rc >= 0) return rc;
   CFG = &cfg;
-  int rc = dmt_config_from_args(&cfg, argc, argv, err, sizeof err);
-  if (rc != 0) {
-    if (rc < 0) fprintf(stderr, "dmt-sim: %s\n", err);
-    dmt_config_free(&cfg);
-    return rc < 0 ? 2 : 0;
-  }
   signal(SIGPIPE, SIG_IGN);
   dmt_wsman_init();
 

@@ -57,60 +57,17 @@ void keys_check_file(struct plugin_keys *k, bool force) {
   if (k->file) load_file(k, force);
 }
 
-struct body {
-  char *data;
-  size_t len;
-  bool too_big;
-};
-
-static size_t collect(char *ptr, size_t size, size_t nmemb, void *ud) {
-  struct body *b = ud;
-  size_t n = size * nmemb;
-  if (b->len + n > DMT_JWKS_MAX_BYTES) {
-    b->too_big = true;
-    return 0;
-  }
-  char *nd = realloc(b->data, b->len + n + 1);
-  if (!nd) return 0;
-  memcpy(nd + b->len, ptr, n);
-  b->data = nd;
-  b->len += n;
-  return n;
-}
-
 static int fetch(struct plugin_keys *k) {
-  CURL *c = curl_easy_init();
-  if (!c) return -1;
-  struct body b = {0};
-  char cerr[CURL_ERROR_SIZE] = "";
-  curl_easy_setopt(c, CURLOPT_URL, k->url);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, FETCH_TIMEOUT_S);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-  if (k->ca_file) curl_easy_setopt(c, CURLOPT_CAINFO, k->ca_file);
-  CURLcode rc = curl_easy_perform(c);
-  long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(c);
-  int ret = -1;
-  if (rc != CURLE_OK || status != 200) {
-    plog(MOSQ_LOG_WARNING, "event=jwks_fetch_failed status=%ld error=\"%s\"", status,
-         b.too_big ? "document too large" : cerr[0] ? cerr : curl_easy_strerror(rc));
-  } else {
-    char err[256];
-    struct dmt_jwks *set = dmt_jwks_parse(b.data ? b.data : "", b.len, err, sizeof err);
-    if (set) {
-      install(k, set, "url");
-      ret = 0;
-    } else {
-      plog(MOSQ_LOG_WARNING, "event=jwks_rejected source=url error=\"%s\" effect=\"previous keys kept\"", err);
-    }
-  }
-  free(b.data);
-  return ret;
+  char err[512];
+  struct dmt_jwks *set;
+  int rc = dmt_jwks_fetch(k->url, k->ca_file, FETCH_TIMEOUT_S, &set, err, sizeof err);
+  if (rc == DMT_JWKS_UNREACHABLE)
+    plog(MOSQ_LOG_WARNING, "event=jwks_fetch_failed error=\"%s\"", err);
+  else if (rc == DMT_JWKS_REFUSED)
+    plog(MOSQ_LOG_WARNING, "event=jwks_rejected source=url error=\"%s\" effect=\"previous keys kept\"", err);
+  else
+    install(k, set, "url");
+  return rc == DMT_JWKS_FETCHED ? 0 : -1;
 }
 
 static void *fetcher(void *arg) {

@@ -57,6 +57,12 @@ void dmt_config_dump(const struct dmt_config *c, FILE *out);
  */
 int dmt_config_from_args(struct dmt_config *c, int argc, char **argv, char *err, size_t errlen);
 
+/* The start of every program's main: dmt_config_init, then dmt_config_from_args.
+ * Returns -1 when the program goes on, else its exit status (0 after --help, 2 on a
+ * bad setting, reported on stderr as "<prog>: <error>"), c being freed then. */
+int dmt_config_startup(struct dmt_config *c, const struct dmt_config_key *keys, size_t nkeys, int argc, char **argv,
+                       const char *prog);
+
 /* Keys every agent shares; agents append their own after these. */
 #define DMT_CONFIG_COMMON_KEYS                                                                   \
   {"log.level", "DMT_LOG_LEVEL", NULL, "info", "debug, info, warn or error", 0},                 \

@@ -23,6 +23,14 @@ struct dmt_jwks *dmt_jwks_parse(const char *json, size_t len, char *err, size_t 
 struct dmt_jwks *dmt_jwks_load_file(const char *path, char *err, size_t errlen);
 void dmt_jwks_free(struct dmt_jwks *k);
 
+/* dmt_jwks_fetch results. */
+enum { DMT_JWKS_FETCHED = 0, DMT_JWKS_UNREACHABLE = -1, DMT_JWKS_REFUSED = -2 };
+/* GETs and parses a JWKS (blocking: call it from a worker thread). On FETCHED *out
+ * holds the keys; otherwise err says why: the fetch failed (UNREACHABLE, with the
+ * HTTP status) or the document was refused by dmt_jwks_parse (REFUSED). */
+int dmt_jwks_fetch(const char *url, const char *ca_file, long timeout_s, struct dmt_jwks **out, char *err,
+                   size_t errlen);
+
 size_t dmt_jwks_count(const struct dmt_jwks *k);
 /*
  * The PEM public key for kid, or NULL. With kid NULL (a token without a kid

@@ -56,5 +56,7 @@ EVP_PKEY *dmt_tls_read_key(const char *path, char *err, size_t errlen);
 
 /* PEM text of a certificate (malloc'd), e.g. for /api/v1/ciracert. */
 char *dmt_tls_cert_pem(X509 *cert);
+/* PEM text of a private key (malloc'd, unencrypted: for the secret store only). */
+char *dmt_tls_key_pem(EVP_PKEY *key);
 
 #endif
